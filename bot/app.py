@@ -1,0 +1,33 @@
+"""Wiring: the database, the clock, the dispatcher and the sender, for every process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy.orm import Session
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.i18n import translate
+from flows import outbox
+from handlers.context import locale_of, person_of
+from handlers.dispatch import Dispatcher
+from storage.db import Database
+from storage.migrate import require_current
+from storage.models import Account
+
+
+class App:
+    def __init__(self, config: Config, clock: Clock | None = None, db: Database | None = None) -> None:
+        self.config = config
+        self.db = db or Database(config.database_url)
+        require_current(self.db.engine)
+        self.clock = clock or Clock()
+        self.dispatcher = Dispatcher(self.db, self.clock, config.locale, config.timezone)
+
+    def render(self, session: Session, account: Account, msgid: str, params: dict) -> str:
+        """An outbox message in its reader's language, decided when it is sent."""
+        return translate(locale_of(account, person_of(session, account), self.config.locale), msgid, **params)
+
+    def deliver(self, senders: Mapping[str, outbox.Send]) -> int:
+        return outbox.deliver_due(self.db, self.clock.now(), senders, self.render)

@@ -1,0 +1,237 @@
+"""`yishi …`: the command line of DESIGN.md. Messages go to the operator in YISHI_LOCALE."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from bot.config import Config, ConfigError
+from bot.i18n import Translator
+from flows.errors import Refused
+from storage.migrate import SchemaBehind
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db", metavar="URL", help="database URL (default: $DATABASE_URL, else sqlite:///yishi.db)"
+    )
+    with_community = argparse.ArgumentParser(add_help=False)
+    with_community.add_argument(
+        "--community", metavar="NAME", help="which community, where the database holds several"
+    )
+
+    p = argparse.ArgumentParser(
+        prog="yishi", description="Yishi (议事): residents raise, discuss, decide and act."
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "demo", parents=[common], help="a fresh demo community in its own SQLite file, then the console"
+    )
+    sub.add_parser("console", parents=[common], help="interactive, or a script on stdin (one message a line)")
+    imp = sub.add_parser(
+        "import", parents=[common], help="import the register: community,area,grid,building,room,name,role"
+    )
+    imp.add_argument("file", metavar="REGISTER.csv")
+    inv = sub.add_parser(
+        "invites", parents=[common, with_community], help="invite codes: name,building,room,code"
+    )
+    inv.add_argument("--format", choices=("csv",), default="csv")
+    exp = sub.add_parser("export", parents=[common, with_community], help="the public record")
+    exp.add_argument("--format", choices=("json", "csv"), default="json")
+    st = sub.add_parser(
+        "settings", parents=[common, with_community], help="read or change the community's rules"
+    )
+    st.add_argument("key", nargs="?")
+    st.add_argument("value", nargs="?")
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    db_sub.add_parser("upgrade", parents=[common], help="apply the Alembic migrations up to the newest")
+    audit = sub.add_parser("audit", help="the hash-chained audit log")
+    audit_sub = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
+    audit_sub.add_parser("verify", parents=[common], help="check the chain; name the first broken row")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        config = Config.from_environ()
+    except ConfigError as exc:
+        print(f"yishi: {exc}", file=sys.stderr)
+        return 2
+    if getattr(args, "db", None):
+        config = replace(config, database_url=args.db)
+    t = Translator(config.locale)
+    try:
+        return _COMMANDS[args.command](args, config, t)
+    except Refused as refusal:
+        print(t(refusal.msgid, **refusal.params), file=sys.stderr)
+        return 2
+    except SchemaBehind as exc:
+        print(f"yishi: {exc}", file=sys.stderr)
+        return 2
+
+
+def _demo(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    from bot import demo
+
+    path = Path("yishi-demo.db").resolve()
+    config = replace(config, database_url=f"sqlite:///{path}")
+    demo.create(config.database_url)
+    print(t("A fresh demo community is in {path}.", path=path))
+    print(t("Try: /as 欧阳明, then /issues, /raise, /support N, /comment N TEXT; /help lists everything."))
+    return _console(args, config, t)
+
+
+def _console(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    from bot.app import App
+    from bot.channels.console import Console
+    from bot.clock import OffsetClock
+
+    app = App(config, clock=OffsetClock())
+    return Console(app).run()
+
+
+def _open(config: Config):  # type: ignore[no-untyped-def]
+    from storage.db import Database
+    from storage.migrate import require_current
+
+    db = Database(config.database_url)
+    require_current(db.engine)
+    return db
+
+
+def _import(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    from bot.clock import Clock
+    from flows import register
+
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(t("Cannot read {file}: {reason}", file=args.file, reason=exc.strerror), file=sys.stderr)
+        return 2
+    db = _open(config)
+    try:
+        with db.transaction() as session:
+            summary = register.import_file(session, data, Clock().now())
+    except register.RegisterInvalid as invalid:
+        print(t("{file} was not imported; nothing changed:", file=args.file), file=sys.stderr)
+        for line, refusal in invalid.problems[:50]:
+            print(
+                t("line {line}: {reason}", line=line, reason=t(refusal.msgid, **refusal.params)),
+                file=sys.stderr,
+            )
+        return 2
+    print(
+        t(
+            "Imported: {added} added, {updated} updated, {unchanged} unchanged, {moved} moved out.",
+            added=summary.added,
+            updated=summary.updated,
+            unchanged=summary.unchanged,
+            moved=summary.moved_out,
+        )
+    )
+    return 0
+
+
+def _invites(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    from flows import invites
+
+    with _open(config).transaction() as session:
+        rows = invites.open_codes(session, args.community)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["name", "building", "room", "code"])
+    writer.writerows(rows)
+    sys.stdout.write(out.getvalue())
+    return 0
+
+
+def _export(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    from bot.clock import Clock
+    from flows import export
+
+    with _open(config).transaction() as session:
+        data = export.record(session, args.community, Clock().now())
+    if args.format == "csv":
+        sys.stdout.write(export.to_csv(data))
+    else:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _settings(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    from bot.clock import Clock
+    from flows import audit, settings
+    from flows.export import community
+
+    with _open(config).transaction() as session:
+        root = community(session, args.community)
+        if args.value is not None:
+            value = settings.put(session, root.id, args.key, args.value)
+            audit.append(
+                session,
+                at=Clock().now(),
+                action="setting",
+                community_id=root.id,
+                detail={"key": args.key, "value": str(value)},
+            )
+            print(f"{args.key} = {value}")
+            return 0
+        values = settings.all_values(session, root.id, config.timezone)
+    if args.key is not None:
+        if args.key not in values:
+            raise Refused("Unknown setting {key}. Settings: {keys}.", key=args.key, keys=", ".join(values))
+        print(values[args.key])
+        return 0
+    for key, value in values.items():
+        print(f"{key} = {value}    # {settings.RULES[key].help}")
+    return 0
+
+
+def _db(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    from storage.db import Database
+    from storage.migrate import head_revision, upgrade
+
+    db = Database(config.database_url)
+    upgrade(db.engine)
+    print(t("The database is at migration {rev}.", rev=head_revision()))
+    return 0
+
+
+def _audit(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    from flows import audit
+
+    with _open(config).transaction() as session:
+        verdict = audit.verify(session)
+    if verdict.broken_id is None:
+        print(t("The audit chain holds: {n} rows.", n=verdict.rows))
+        return 0
+    print(
+        t("The audit chain is broken at row {id}: {reason}.", id=verdict.broken_id, reason=t(verdict.reason))
+    )
+    return 1
+
+
+_COMMANDS = {
+    "demo": _demo,
+    "console": _console,
+    "import": _import,
+    "invites": _invites,
+    "export": _export,
+    "settings": _settings,
+    "db": _db,
+    "audit": _audit,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

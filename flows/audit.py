@@ -1,0 +1,101 @@
+"""The community's record of its own small powers (小微权力): an append-only, hash-chained log.
+
+Each row's hash covers the previous row's hash and the row's content, so changing or
+deleting any row breaks every hash after it. Appends lock the single head row, which
+serialises them across processes and workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.i18n import N_
+from storage.models import AuditHead, AuditLog
+
+GENESIS = "0" * 64
+
+
+def _digest(prev_hash: str, row: AuditLog) -> str:
+    content = {
+        "id": row.id,
+        "at": row.at.isoformat(),
+        "community_id": row.community_id,
+        "actor_id": row.actor_id,
+        "action": row.action,
+        "issue_id": row.issue_id,
+        "detail": row.detail,
+    }
+    canonical = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def _head(session: Session) -> AuditHead:
+    head = session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+    if head is None:
+        head = AuditHead(id=1, last_id=0, hash=GENESIS)
+        session.add(head)
+        session.flush()
+    return head
+
+
+def append(
+    session: Session,
+    *,
+    at: datetime,
+    action: str,
+    community_id: int | None,
+    actor_id: int | None = None,
+    issue_id: int | None = None,
+    detail: dict | None = None,
+) -> AuditLog:
+    head = _head(session)
+    row = AuditLog(
+        id=head.last_id + 1,
+        at=at.replace(microsecond=0),
+        community_id=community_id,
+        actor_id=actor_id,
+        action=action,
+        issue_id=issue_id,
+        detail=detail or {},
+        prev_hash=head.hash,
+        hash="",
+    )
+    row.hash = _digest(head.hash, row)
+    session.add(row)
+    head.last_id, head.hash = row.id, row.hash
+    return row
+
+
+def head_hash(session: Session) -> str:
+    return session.scalar(select(AuditHead.hash).where(AuditHead.id == 1)) or GENESIS
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rows: int
+    broken_id: int | None
+    reason: str = ""
+
+
+def verify(session: Session) -> Verdict:
+    """Walk the chain in order; name the first row whose link or content does not hold."""
+    prev, count, expected_id = GENESIS, 0, 1
+    for row in session.scalars(select(AuditLog).order_by(AuditLog.id)).yield_per(1000):
+        count += 1
+        if row.id != expected_id:
+            return Verdict(count, expected_id, N_("a row is missing"))
+        if row.prev_hash != prev:
+            return Verdict(count, row.id, N_("its link to the previous row does not match"))
+        if _digest(prev, row) != row.hash:
+            return Verdict(count, row.id, N_("its content does not match its hash"))
+        prev, expected_id = row.hash, row.id + 1
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.last_id != expected_id - 1 or head.hash != prev):
+        return Verdict(count, expected_id, N_("rows after it are missing"))
+    return Verdict(count, None)

@@ -1,0 +1,112 @@
+"""The public record (`yishi export`): every issue of a community, without names of residents."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from flows import audit, scopes
+from flows.errors import Refused
+from storage.models import Comment, Issue, Scope, Support, Transition
+
+CSV_FIELDS = (
+    "id", "title", "scope", "status", "major", "supports", "supporting_households",
+    "threshold", "comments", "created_at",
+)  # fmt: skip
+
+
+def iso(at: datetime | None) -> str | None:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if at else None
+
+
+def community(session: Session, name: str | None) -> Scope:
+    """The community named, or the only one in the database."""
+    query = select(Scope).where(Scope.level == "community").order_by(Scope.id)
+    found = list(session.scalars(query.where(Scope.name == name) if name else query))
+    if not found:
+        raise (
+            Refused("No community called {name} is in the database.", name=name)
+            if name
+            else Refused("The database holds no community yet: run yishi import REGISTER.csv first.")
+        )
+    if len(found) > 1:
+        raise Refused(
+            "The database holds several communities; choose one with --community: {names}.",
+            names=", ".join(s.name for s in found),
+        )
+    return found[0]
+
+
+def record(session: Session, community_name: str | None, now: datetime) -> dict:
+    root = community(session, community_name)
+    issues = list(session.scalars(select(Issue).where(Issue.community_id == root.id).order_by(Issue.id)))
+    ids = [i.id for i in issues]
+    supports = dict(
+        session.execute(
+            select(Support.issue_id, func.count(Support.id))
+            .where(Support.issue_id.in_(ids))
+            .group_by(Support.issue_id)
+        ).all()
+    )
+    households = dict(
+        session.execute(
+            select(Support.issue_id, func.count(func.distinct(Support.household_id)))
+            .where(Support.issue_id.in_(ids))
+            .group_by(Support.issue_id)
+        ).all()
+    )
+    comments = dict(
+        session.execute(
+            select(Comment.issue_id, func.count(Comment.id))
+            .where(Comment.issue_id.in_(ids), Comment.state.in_(("visible", "kept")))
+            .group_by(Comment.issue_id)
+        ).all()
+    )
+    transitions: dict[int, list[dict]] = {}
+    for t in session.scalars(select(Transition).where(Transition.issue_id.in_(ids)).order_by(Transition.id)):
+        transitions.setdefault(t.issue_id, []).append({"status": t.status, "at": iso(t.at)})
+    thresholds: dict[int, int] = {}
+    out = []
+    for issue in issues:
+        if issue.scope_id not in thresholds:
+            thresholds[issue.scope_id] = scopes.threshold(session, issue.scope)
+        out.append(
+            {
+                "id": issue.id,
+                "title": issue.title,
+                "scope": issue.scope.path,
+                "status": issue.status,
+                "major": issue.major,
+                "category": issue.category,
+                "supports": supports.get(issue.id, 0),
+                "supporting_households": households.get(issue.id, 0),
+                "threshold": thresholds[issue.scope_id],
+                "comments": comments.get(issue.id, 0),
+                "created_at": iso(issue.created_at),
+                "merged_into": issue.merged_into_id,
+                "referred_to": issue.referred_to,
+                "transitions": transitions.get(issue.id, []),
+                "polls": [],
+                "items": [],
+                "ratings": {"count": 0, "average": None},
+            }
+        )
+    return {
+        "community": root.name,
+        "generated_at": iso(now),
+        "audit_head": audit.head_hash(session),
+        "issues": out,
+    }
+
+
+def to_csv(data: dict) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for issue in data["issues"]:
+        writer.writerow(issue)
+    return buf.getvalue()

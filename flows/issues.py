@@ -1,0 +1,550 @@
+"""Raise and discuss (居民提、居民议): issues, supports (附议), comments and their moderation,
+and the committee's and leaders' moves on an issue (escalate, refer, merge, withdraw)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from flows import audit, lifecycle, outbox, scopes, settings, textsense
+from flows.errors import Refused
+from storage.models import Comment, CommentReport, Issue, Person, Scope, Support
+
+TITLE_MAX = 100
+TEXT_MAX = 2000
+BODY_MAX = 100
+LEADERS = ("building_leader", "grid_worker", "committee")
+
+
+# --- checks shared by the dialog and the commands ------------------------------------------
+
+
+def clean_title(text: str) -> str:
+    title = " ".join(text.split())
+    if not title:
+        raise Refused("The title cannot be empty.")
+    if len(title) > TITLE_MAX:
+        raise Refused("The title is {n} characters long; at most {max} please.", n=len(title), max=TITLE_MAX)
+    return title
+
+
+def clean_text(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise Refused("The text cannot be empty.")
+    if len(text) > TEXT_MAX:
+        raise Refused("The text is {n} characters long; at most {max} please.", n=len(text), max=TEXT_MAX)
+    return text
+
+
+def parse_id(text: str) -> int:
+    raw = text.strip().lstrip("#＃")
+    if not raw.isdigit() or len(raw) > 9:
+        raise Refused("{value} is not an issue number.", value=text.strip() or "?")
+    return int(raw)
+
+
+def require_registered(person: Person | None) -> Person:
+    if person is None or person.moved_out:
+        raise Refused(
+            "You are not in the register yet. Send /join CODE with the invite code from your community."
+        )
+    return person
+
+
+def get_issue(session: Session, person: Person, issue_id: int) -> Issue:
+    issue = session.get(Issue, issue_id)
+    if issue is None or issue.community_id != person.community_id:
+        raise Refused("There is no issue #{n}.", n=issue_id)
+    return issue
+
+
+def get_comment(session: Session, person: Person, comment_id: int) -> tuple[Comment, Issue]:
+    comment = session.get(Comment, comment_id)
+    issue = session.get(Issue, comment.issue_id) if comment else None
+    if (
+        comment is None
+        or issue is None
+        or issue.community_id != person.community_id
+        or comment.state == "removed"
+    ):
+        raise Refused("There is no comment C{n}.", n=comment_id)
+    return comment, issue
+
+
+def require_resident(session: Session, person: Person) -> Scope:
+    building = scopes.home(session, person)
+    if building is None:
+        raise Refused("Only residents with a home in the register can do this.")
+    return building
+
+
+# --- counting -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tally:
+    supports: int
+    households: int
+    threshold: int
+
+    @property
+    def needed(self) -> int:
+        return max(self.threshold - self.households, 0)
+
+
+def tally(session: Session, issue: Issue) -> Tally:
+    supports, households = session.execute(
+        select(func.count(Support.id), func.count(func.distinct(Support.household_id))).where(
+            Support.issue_id == issue.id
+        )
+    ).one()
+    return Tally(supports, households, scopes.threshold(session, issue.scope))
+
+
+def _reach_threshold(session: Session, issue: Issue, now: datetime, actor_id: int | None) -> bool:
+    """Move a raised issue to discussion once its supporting households reach the threshold."""
+    if issue.status != "raised":
+        return False
+    t = tally(session, issue)
+    if t.households < t.threshold:
+        return False
+    lifecycle.move(
+        session, issue, "discussing", at=now, actor_id=actor_id, detail={"households": t.households}
+    )
+    outbox.notify(
+        session,
+        issue.author,
+        now,
+        "Your issue #{id} {title} has the support of {households} households and is now open for discussion.",
+        id=issue.id,
+        title=issue.title,
+        households=t.households,
+    )
+    return True
+
+
+# --- raise --------------------------------------------------------------------------------
+
+
+def scope_choices(session: Session, person: Person) -> list[Scope]:
+    require_resident(session, person)
+    return scopes.choices_for(session, person)
+
+
+def similar_open(session: Session, scope: Scope, title: str, details: str) -> list[Issue]:
+    """Up to three open issues in this scope or above it that look like the same matter."""
+    ids = [s.id for s in scopes.ancestors(session, scope)]
+    return textsense.similar(session, f"{title} {details}", ids, lifecycle.SIMILAR_CANDIDATES)
+
+
+def raise_issue(
+    session: Session, author: Person, scope_id: int, title: str, details: str, now: datetime
+) -> tuple[Issue, Tally]:
+    title, details = clean_title(title), clean_text(details)
+    allowed = {s.id: s for s in scope_choices(session, author)}
+    scope = allowed.get(scope_id)
+    if scope is None:
+        raise Refused("You can raise an issue only in your building or a scope above it.")
+    window = settings.get_int(session, author.community_id, "support_window_days")
+    issue = Issue(
+        community_id=author.community_id,
+        scope_id=scope.id,
+        scope=scope,
+        author_id=author.id,
+        author=author,
+        title=title,
+        details=details,
+        status="raised",
+        created_at=now,
+        support_deadline=now + timedelta(days=window),
+    )
+    session.add(issue)
+    session.flush()
+    textsense.index_issue(session, issue)
+    lifecycle.record_creation(session, issue, now)
+    audit.append(
+        session,
+        at=now,
+        action="raise",
+        community_id=issue.community_id,
+        actor_id=author.id,
+        issue_id=issue.id,
+        detail={"scope": scope.path, "title": title},
+    )
+    session.add(
+        Support(issue_id=issue.id, person_id=author.id, household_id=author.household_id, created_at=now)
+    )
+    session.flush()
+    _reach_threshold(session, issue, now, author.id)
+    return issue, tally(session, issue)
+
+
+# --- support and discuss ------------------------------------------------------------------
+
+
+def support(session: Session, person: Person, issue_id: int, now: datetime) -> tuple[Issue, Tally, bool]:
+    """Second an issue; returns it, its tally, and whether this support opened the discussion."""
+    issue = get_issue(session, person, issue_id)
+    require_resident(session, person)
+    if issue.status not in lifecycle.SUPPORTABLE:
+        raise Refused("Issue #{n} is no longer gathering support.", n=issue.id)
+    if issue.status == "raised" and now >= issue.support_deadline:
+        raise Refused("The support window of issue #{n} has closed.", n=issue.id)
+    if not scopes.lives_in(session, person, issue.scope):
+        raise Refused(
+            "Issue #{n} belongs to {scope}; only its residents can support it.",
+            n=issue.id,
+            scope=issue.scope.path,
+        )
+    already = session.scalar(
+        select(Support.id).where(Support.issue_id == issue.id, Support.person_id == person.id)
+    )
+    if already is not None:
+        raise Refused("You already support issue #{n}.", n=issue.id)
+    session.add(
+        Support(issue_id=issue.id, person_id=person.id, household_id=person.household_id, created_at=now)
+    )
+    audit.append(
+        session,
+        at=now,
+        action="support",
+        community_id=issue.community_id,
+        actor_id=person.id,
+        issue_id=issue.id,
+    )
+    session.flush()
+    opened = _reach_threshold(session, issue, now, person.id)
+    return issue, tally(session, issue), opened
+
+
+def may_discuss(session: Session, person: Person, issue: Issue) -> bool:
+    return scopes.lives_in(session, person, issue.scope) or scopes.leads(
+        session, person, issue.scope, LEADERS
+    )
+
+
+def comment(session: Session, person: Person, issue_id: int, text: str, now: datetime) -> Comment:
+    issue = get_issue(session, person, issue_id)
+    text = clean_text(text)
+    if issue.status not in lifecycle.COMMENTABLE:
+        raise Refused("Comments on issue #{n} are closed.", n=issue.id)
+    if not may_discuss(session, person, issue):
+        raise Refused(
+            "Issue #{n} belongs to {scope}; only its residents can comment.",
+            n=issue.id,
+            scope=issue.scope.path,
+        )
+    row = Comment(issue_id=issue.id, person_id=person.id, text=text, created_at=now, state="visible")
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        action="comment",
+        community_id=issue.community_id,
+        actor_id=person.id,
+        issue_id=issue.id,
+        detail={"comment": row.id},
+    )
+    if issue.author_id != person.id:
+        outbox.notify(
+            session,
+            issue.author,
+            now,
+            "New comment C{c} on your issue #{id}: {text}",
+            c=row.id,
+            id=issue.id,
+            text=text,
+        )
+    return row
+
+
+def report(session: Session, person: Person, comment_id: int, now: datetime) -> bool:
+    """Flag a comment; True when this report hid it for the committee's review."""
+    comment, issue = get_comment(session, person, comment_id)
+    require_resident(session, person)
+    if comment.person_id == person.id:
+        raise Refused("You cannot report your own comment.")
+    if comment.state != "visible":
+        raise Refused("Comment C{n} is already with the committee or was reviewed.", n=comment.id)
+    exists = session.scalar(
+        select(CommentReport.id).where(
+            CommentReport.comment_id == comment.id, CommentReport.person_id == person.id
+        )
+    )
+    if exists is not None:
+        raise Refused("You have already reported comment C{n}.", n=comment.id)
+    session.add(CommentReport(comment_id=comment.id, person_id=person.id, created_at=now))
+    session.flush()
+    count = (
+        session.scalar(select(func.count(CommentReport.id)).where(CommentReport.comment_id == comment.id))
+        or 0
+    )
+    audit.append(
+        session,
+        at=now,
+        action="report",
+        community_id=issue.community_id,
+        actor_id=person.id,
+        issue_id=issue.id,
+        detail={"comment": comment.id},
+    )
+    if count < settings.get_int(session, issue.community_id, "report_hide_count"):
+        return False
+    comment.state = "hidden"
+    audit.append(
+        session,
+        at=now,
+        action="hide",
+        community_id=issue.community_id,
+        issue_id=issue.id,
+        detail={"comment": comment.id},
+    )
+    for member in committee(session, issue.community_id):
+        outbox.notify(
+            session,
+            member,
+            now,
+            "Comment C{c} on issue #{id} was hidden after {count} reports: /review {c} keep or /review {c} remove.",
+            c=comment.id,
+            id=issue.id,
+            count=count,
+        )
+    return True
+
+
+def review(session: Session, person: Person, comment_id: int, decision: str, now: datetime) -> Comment:
+    comment, issue = get_comment(session, person, comment_id)
+    if not scopes.leads(session, person, issue.scope, ("committee",)):
+        raise Refused("Only committee members can review comments.")
+    if decision not in ("keep", "remove"):
+        raise Refused("Say keep or remove: /review C keep or /review C remove.")
+    if comment.state != "hidden":
+        raise Refused("Comment C{n} is not waiting for review.", n=comment.id)
+    comment.state = "kept" if decision == "keep" else "removed"
+    audit.append(
+        session,
+        at=now,
+        action="review",
+        community_id=issue.community_id,
+        actor_id=person.id,
+        issue_id=issue.id,
+        detail={"comment": comment.id, "decision": decision},
+    )
+    return comment
+
+
+def committee(session: Session, community_id: int) -> list[Person]:
+    people = session.scalars(
+        select(Person).where(
+            Person.community_id == community_id,
+            Person.moved_out.is_(False),
+            Person.roles.contains("committee"),
+        )
+    )
+    return [p for p in people if "committee" in scopes.roles(p)]
+
+
+# --- moves by the author, leaders and the committee ----------------------------------------
+
+
+def _tell(
+    session: Session, issue: Issue, now: datetime, msgid: str, skip: int | None, **params: object
+) -> None:
+    """Notify the author and supporters of an issue (not the person who caused it)."""
+    people = session.scalars(
+        select(Person).join(Support, Support.person_id == Person.id).where(Support.issue_id == issue.id)
+    )
+    for person in people:
+        if person.id != skip and not person.moved_out:
+            outbox.notify(session, person, now, msgid, id=issue.id, title=issue.title, **params)
+
+
+def withdraw(session: Session, person: Person, issue_id: int, now: datetime) -> Issue:
+    issue = get_issue(session, person, issue_id)
+    if issue.author_id != person.id:
+        raise Refused("Only the author of issue #{n} can withdraw it.", n=issue.id)
+    if issue.status == "voting":
+        raise Refused("Issue #{n} cannot be withdrawn while its vote is open.", n=issue.id)
+    if not lifecycle.can_move(issue, "withdrawn"):
+        raise Refused(
+            "Issue #{n} is {status} and can no longer be withdrawn.", n=issue.id, status=issue.status
+        )
+    lifecycle.move(session, issue, "withdrawn", at=now, actor_id=person.id)
+    _tell(session, issue, now, "Issue #{id} {title} was withdrawn by its author.", skip=person.id)
+    return issue
+
+
+def escalate(session: Session, person: Person, issue_id: int, now: datetime) -> tuple[Issue, Tally]:
+    issue = get_issue(session, person, issue_id)
+    if not scopes.leads(session, person, issue.scope, LEADERS):
+        raise Refused(
+            "Only the building leader, the grid worker or the committee responsible can escalate issue #{n}.",
+            n=issue.id,
+        )
+    if issue.scope.parent_id is None:
+        raise Refused("Issue #{n} is already at the scope of the whole community.", n=issue.id)
+    if issue.status not in lifecycle.BEFORE_VOTE:
+        raise Refused(
+            "Issue #{n} is {status} and can no longer be escalated.", n=issue.id, status=issue.status
+        )
+    before = issue.scope
+    parent = session.get(Scope, before.parent_id)
+    assert parent is not None
+    issue.scope_id, issue.scope = parent.id, parent
+    audit.append(
+        session,
+        at=now,
+        action="escalate",
+        community_id=issue.community_id,
+        actor_id=person.id,
+        issue_id=issue.id,
+        detail={"from": before.path, "to": parent.path},
+    )
+    session.flush()
+    _tell(
+        session,
+        issue,
+        now,
+        "Issue #{id} {title} was escalated to {scope}.",
+        skip=person.id,
+        scope=parent.path,
+    )
+    _reach_threshold(session, issue, now, person.id)
+    return issue, tally(session, issue)
+
+
+def refer(session: Session, person: Person, issue_id: int, body: str, now: datetime) -> Issue:
+    issue = get_issue(session, person, issue_id)
+    if not scopes.leads(session, person, issue.scope, ("committee",)):
+        raise Refused("Only committee members can refer an issue.")
+    body = " ".join(body.split())
+    if not body or len(body) > BODY_MAX:
+        raise Refused("Name the body to refer to, e.g. /refer {n} 区住建局.", n=issue.id)
+    if not lifecycle.can_move(issue, "referred"):
+        raise Refused(
+            "Issue #{n} is {status} and can no longer be referred.", n=issue.id, status=issue.status
+        )
+    issue.referred_to = body
+    lifecycle.move(session, issue, "referred", at=now, actor_id=person.id, detail={"to": body})
+    _tell(
+        session,
+        issue,
+        now,
+        "Issue #{id} {title} is outside the community's remit and was referred to {body}.",
+        skip=person.id,
+        body=body,
+    )
+    return issue
+
+
+def merge(
+    session: Session, person: Person, issue_id: int, target_id: int, now: datetime
+) -> tuple[Issue, Issue, int]:
+    """Issue N duplicates M: N is merged, its supporters who live in M's scope support M."""
+    issue = get_issue(session, person, issue_id)
+    target = get_issue(session, person, target_id)
+    if not scopes.leads(session, person, issue.scope, ("committee",)):
+        raise Refused("Only committee members can merge issues.")
+    if issue.id == target.id:
+        raise Refused("An issue cannot be merged into itself.")
+    if not lifecycle.can_move(issue, "merged"):
+        raise Refused("Issue #{n} is {status} and can no longer be merged.", n=issue.id, status=issue.status)
+    if target.status not in lifecycle.SUPPORTABLE:
+        raise Refused("Issue #{n} is no longer gathering support; merge into an open issue.", n=target.id)
+    issue.merged_into_id = target.id
+    lifecycle.move(session, issue, "merged", at=now, actor_id=person.id, detail={"into": target.id})
+    have = set(session.scalars(select(Support.person_id).where(Support.issue_id == target.id)))
+    moved = 0
+    for sup in session.scalars(select(Support).where(Support.issue_id == issue.id)).all():
+        supporter = session.get(Person, sup.person_id)
+        if (
+            sup.person_id in have
+            or supporter is None
+            or not scopes.lives_in(session, supporter, target.scope)
+        ):
+            continue
+        session.add(
+            Support(
+                issue_id=target.id, person_id=sup.person_id, household_id=sup.household_id, created_at=now
+            )
+        )
+        moved += 1
+    session.flush()
+    _tell(
+        session,
+        issue,
+        now,
+        "Issue #{id} {title} was merged into #{into}; your support counts there.",
+        skip=person.id,
+        into=target.id,
+    )
+    _reach_threshold(session, target, now, person.id)
+    return issue, target, moved
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def visible_to(session: Session, person: Person, statuses: frozenset[str], limit: int = 30) -> list[Issue]:
+    """Issues in the person's scopes: where they live (and above), and under their duties."""
+    conditions = []
+    building = scopes.home(session, person)
+    if building is not None:
+        conditions.append(Scope.path.in_([s.path for s in scopes.ancestors(session, building)]))
+    have = scopes.roles(person)
+    if "committee" in have:
+        conditions.append(Issue.community_id == person.community_id)
+    duty = session.get(Scope, person.duty_scope_id)
+    if duty is not None and have & {"building_leader", "grid_worker"}:
+        conditions.append(Scope.path.startswith(duty.path, autoescape=True))
+    if not conditions:
+        return []
+    return list(
+        session.scalars(
+            select(Issue)
+            .join(Scope, Scope.id == Issue.scope_id)
+            .where(Issue.community_id == person.community_id, Issue.status.in_(statuses), or_(*conditions))
+            .order_by(Issue.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def comments_of(session: Session, issue: Issue) -> list[Comment]:
+    return list(
+        session.scalars(
+            select(Comment)
+            .where(Comment.issue_id == issue.id, Comment.state.in_(("visible", "kept")))
+            .order_by(Comment.id)
+        )
+    )
+
+
+def authored(session: Session, person: Person) -> list[Issue]:
+    return list(
+        session.scalars(
+            select(Issue)
+            .where(Issue.author_id == person.id, Issue.status.in_(lifecycle.OPEN))
+            .order_by(Issue.id.desc())
+            .limit(20)
+        )
+    )
+
+
+def supported(session: Session, person: Person) -> list[Issue]:
+    return list(
+        session.scalars(
+            select(Issue)
+            .join(Support, Support.issue_id == Issue.id)
+            .where(
+                Support.person_id == person.id, Issue.author_id != person.id, Issue.status.in_(lifecycle.OPEN)
+            )
+            .order_by(Issue.id.desc())
+            .limit(20)
+        )
+    )

@@ -1,0 +1,39 @@
+"""Naming people: by register name, or `NAME@BUILDING-ROOM` where two share a name."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from flows.errors import Refused
+from storage.models import Household, Person, Scope
+
+
+def label(session: Session, person: Person) -> str:
+    """`NAME@BUILDING-ROOM` for a person with a home, else the name."""
+    if person.household_id is None:
+        return person.name
+    household = session.get(Household, person.household_id)
+    building = session.get(Scope, household.building_id) if household else None
+    return f"{person.name}@{building.name}-{household.room}" if building and household else person.name
+
+
+def find(session: Session, ref: str, community_id: int | None = None) -> Person:
+    """The one person `ref` names among those living in the register (not moved out)."""
+    ref = ref.strip()
+    name, _, where = ref.partition("@")
+    query = select(Person).where(Person.name == name.strip(), Person.moved_out.is_(False))
+    if community_id is not None:
+        query = query.where(Person.community_id == community_id)
+    found = list(session.scalars(query.order_by(Person.id)))
+    if where:
+        found = [p for p in found if label(session, p).partition("@")[2] == where.strip()]
+    if not found:
+        raise Refused("Nobody called {name} is in the register.", name=ref)
+    if len(found) > 1:
+        raise Refused(
+            "Several people are called {name}: say which, as {choices}.",
+            name=ref,
+            choices=", ".join(label(session, p) for p in found),
+        )
+    return found[0]

@@ -1,0 +1,116 @@
+"""The scope hierarchy (community → area → grid → building), households, thresholds and rights.
+
+A scope's ancestors are the prefixes of its path, so "is X inside Y" is a string test and
+"every household under Y" one indexed query.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from flows import settings
+from storage.models import Household, Person, Scope
+
+LEVEL_UP = {"building": "grid", "grid": "area", "area": "community"}
+OPEN_ROLES = ("resident", "building_leader", "grid_worker", "committee", "staff")
+
+
+def within(inner: Scope, outer: Scope) -> bool:
+    return inner.path == outer.path or inner.path.startswith(outer.path + "/")
+
+
+def community_id(scope: Scope) -> int:
+    return scope.community_id or scope.id
+
+
+def ancestors(session: Session, scope: Scope) -> list[Scope]:
+    """The scope and those above it, innermost first."""
+    chain, node = [], scope
+    while node is not None:
+        chain.append(node)
+        node = session.get(Scope, node.parent_id) if node.parent_id else None
+    return chain
+
+
+def households_in(session: Session, scope: Scope) -> int:
+    """Households under the scope with at least one person living there (not moved out)."""
+    return (
+        session.scalar(
+            select(func.count(func.distinct(Household.id)))
+            .join(Scope, Scope.id == Household.building_id)
+            .join(Person, Person.household_id == Household.id)
+            .where((Scope.path == scope.path) | Scope.path.startswith(scope.path + "/", autoescape=True))
+            .where(Person.moved_out.is_(False))
+        )
+        or 0
+    )
+
+
+def threshold(session: Session, scope: Scope) -> int:
+    """min(h, max(minimum, ⌈p·h/100⌉)) households, in integer arithmetic."""
+    h = households_in(session, scope)
+    cid = community_id(scope)
+    p = settings.get_int(session, cid, "support_percent")
+    minimum = settings.get_int(session, cid, "support_minimum")
+    return min(h, max(minimum, -(-p * h // 100)))
+
+
+def roles(person: Person) -> set[str]:
+    found = set(person.roles.split("|")) if person.roles else set()
+    if person.household_id is not None:
+        found.add("resident")
+    return found
+
+
+def home(session: Session, person: Person) -> Scope | None:
+    """The building of the person's household: where they live and vote."""
+    if person.household_id is None or person.moved_out:
+        return None
+    household = session.get(Household, person.household_id)
+    return session.get(Scope, household.building_id) if household else None
+
+
+def lives_in(session: Session, person: Person, scope: Scope) -> bool:
+    building = home(session, person)
+    return building is not None and within(building, scope)
+
+
+def duty_building(session: Session, person: Person) -> Scope | None:
+    """A building leader's building: their duty scope if it is one, else their home."""
+    duty = session.get(Scope, person.duty_scope_id)
+    if duty is not None and duty.level == "building":
+        return duty
+    return home(session, person)
+
+
+def duty_grid(session: Session, person: Person) -> Scope | None:
+    duty = session.get(Scope, person.duty_scope_id)
+    for node in ancestors(session, duty) if duty else []:
+        if node.level == "grid":
+            return node
+    return None
+
+
+def leads(session: Session, person: Person, scope: Scope, allowed: tuple[str, ...]) -> bool:
+    """Whether one of the person's duty roles (among `allowed`) covers the scope."""
+    if person.moved_out:
+        return False
+    have = roles(person)
+    if "committee" in allowed and "committee" in have and community_id(scope) == person.community_id:
+        return True
+    if "grid_worker" in allowed and "grid_worker" in have:
+        grid = duty_grid(session, person)
+        if grid is not None and within(scope, grid):
+            return True
+    if "building_leader" in allowed and "building_leader" in have:
+        building = duty_building(session, person)
+        if building is not None and within(scope, building):
+            return True
+    return False
+
+
+def choices_for(session: Session, person: Person) -> list[Scope]:
+    """The scopes a resident may raise an issue in: their building and every scope above it."""
+    building = home(session, person)
+    return ancestors(session, building) if building else []

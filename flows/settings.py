@@ -1,0 +1,87 @@
+"""Per-community rules: each with a default, a cast and a range. One table, read by every flow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from flows.errors import Refused
+from storage.models import Setting
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    default: str
+    check: Callable[[str], object]
+    help: str
+
+
+def _int_between(lo: int, hi: int) -> Callable[[str], object]:
+    def check(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise Refused("{value} is not a whole number.", value=value) from None
+        if not lo <= n <= hi:
+            raise Refused("{value} is out of range: use {lo} to {hi}.", value=value, lo=lo, hi=hi)
+        return n
+
+    return check
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Refused("{value} is not a known time zone (e.g. Asia/Shanghai).", value=value) from None
+    return value
+
+
+RULES: dict[str, Rule] = {
+    r.key: r
+    for r in (
+        Rule("timezone", "", _timezone, "time zone for display, digests and typed dates"),
+        Rule("support_percent", "10", _int_between(1, 100), "households (%) of a scope that must support"),
+        Rule("support_minimum", "3", _int_between(1, 50), "the fewest supporting households"),
+        Rule("support_window_days", "14", _int_between(1, 90), "days an issue may gather support"),
+        Rule("report_hide_count", "3", _int_between(1, 50), "reports that hide a comment for review"),
+    )
+}
+
+
+def get(session: Session, community_id: int, key: str, fallback: str = "") -> object:
+    rule = RULES[key]
+    stored = session.scalar(
+        select(Setting.value).where(Setting.community_id == community_id, Setting.key == key)
+    )
+    value = stored if stored is not None else (rule.default or fallback)
+    return rule.check(value)
+
+
+def get_int(session: Session, community_id: int, key: str) -> int:
+    value = get(session, community_id, key)
+    assert isinstance(value, int)
+    return value
+
+
+def all_values(session: Session, community_id: int, fallback_timezone: str) -> dict[str, object]:
+    return {
+        key: get(session, community_id, key, fallback_timezone if key == "timezone" else "") for key in RULES
+    }
+
+
+def put(session: Session, community_id: int, key: str, value: str) -> object:
+    if key not in RULES:
+        raise Refused("Unknown setting {key}. Settings: {keys}.", key=key, keys=", ".join(RULES))
+    checked = RULES[key].check(value.strip())
+    row = session.get(Setting, (community_id, key))
+    if row is None:
+        session.add(Setting(community_id=community_id, key=key, value=str(checked)))
+    else:
+        row.value = str(checked)
+    return checked

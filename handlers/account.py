@@ -1,0 +1,120 @@
+"""Who am I to the bot: /start, /help, /join, /lang, /cancel, /my."""
+
+from __future__ import annotations
+
+from flows import audit, people, scopes
+from flows import issues as flow
+from flows.errors import Refused
+from handlers import dialog
+from handlers import format as fmt
+from handlers.context import Ctx
+from handlers.messages import Reply
+from storage.models import Invite
+
+LANGUAGES = {
+    "zh": "zh_CN",
+    "zh_cn": "zh_CN",
+    "zh-cn": "zh_CN",
+    "cn": "zh_CN",
+    "中文": "zh_CN",
+    "en": "en",
+    "english": "en",
+    "英文": "en",
+}
+
+
+def start(ctx: Ctx, args: str) -> list[Reply]:
+    if args.strip():
+        return join(ctx, args)
+    if ctx.person is None:
+        return [
+            Reply(
+                ctx.t(
+                    "Welcome to Yishi (议事): raise, discuss, decide and act on your community's matters together.\nSend /join CODE with the invite code from your community to begin."
+                )
+            )
+        ]
+    return [Reply(ctx.t("Welcome back, {name}.", name=ctx.person.name)), *help_(ctx, "")]
+
+
+def help_(ctx: Ctx, args: str) -> list[Reply]:
+    from handlers.commands import COMMANDS  # the table names this module's functions
+
+    lines = [ctx.t("Commands you can use:")]
+    lines += [ctx.t(c.usage) for c in COMMANDS if c.who(ctx)]
+    if ctx.incoming.channel == "console":
+        lines.append(
+            ctx.t("/as NAME — speak as a person of the register (console only); /clock +3d — move the clock")
+        )
+    return [Reply("\n".join(lines))]
+
+
+def join(ctx: Ctx, args: str) -> list[Reply]:
+    code = args.strip().upper()
+    if not code:
+        raise Refused("Usage: {usage}", usage="/join CODE")
+    if ctx.person is not None:
+        raise Refused("This account is already bound to {name}.", name=ctx.person.name)
+    invite = ctx.session.get(Invite, code)
+    if invite is None or invite.revoked or invite.person.moved_out:
+        raise Refused(
+            "The invite code {code} is not valid. Check it with your building leader or the committee.",
+            code=code,
+        )
+    if invite.used_at is not None:
+        raise Refused("The invite code {code} has already been used.", code=code)
+    invite.used_at, invite.used_by_account_id = ctx.now, ctx.account.id
+    ctx.account.person_id = invite.person_id
+    ctx.person = invite.person
+    audit.append(
+        ctx.session,
+        at=ctx.now,
+        action="join",
+        community_id=invite.person.community_id,
+        actor_id=invite.person_id,
+        detail={"channel": ctx.account.channel},
+    )
+    return [
+        Reply(
+            ctx.t(
+                "Welcome, {who}. You are now connected to {community}.",
+                who=people.label(ctx.session, invite.person),
+                community=invite.person.community.name,
+            )
+        ),
+        *help_(ctx, ""),
+    ]
+
+
+def lang(ctx: Ctx, args: str) -> list[Reply]:
+    locale = LANGUAGES.get(args.strip().lower())
+    if locale is None:
+        raise Refused("Usage: {usage}", usage="/lang zh | /lang en")
+    ctx.account.locale = locale
+    if ctx.person is not None:
+        ctx.person.locale = locale
+    ctx.t = type(ctx.t)(locale)
+    return [Reply(ctx.t("I will answer you in English."))]
+
+
+def cancel(ctx: Ctx, args: str) -> list[Reply]:
+    if dialog.load(ctx) is None:
+        return [Reply(ctx.t("There is nothing to cancel."))]
+    dialog.clear(ctx)
+    return [Reply(ctx.t("Cancelled."))]
+
+
+def my(ctx: Ctx, args: str) -> list[Reply]:
+    person = ctx.registered
+    mine, backed = flow.authored(ctx.session, person), flow.supported(ctx.session, person)
+    lines = [ctx.t("You are {who}.", who=people.label(ctx.session, person))]
+    lines.append(ctx.t("Issues you raised:") if mine else ctx.t("You have raised no open issues."))
+    lines += [fmt.line(ctx.t, i) for i in mine]
+    if backed:
+        lines.append(ctx.t("Issues you support:"))
+        lines += [fmt.line(ctx.t, i) for i in backed]
+    return [Reply("\n".join(lines))]
+
+
+def person_may(ctx: Ctx, roles: tuple[str, ...]) -> bool:
+    return ctx.person is not None and bool(scopes.roles(ctx.person) & set(roles))

@@ -1,0 +1,94 @@
+"""Guided dialogs as explicit state tables, their state kept in the database.
+
+A dialog is a table of steps. Each step has a prompt and an answer handler; the handler
+returns the next step's name (or None to finish) and its replies. A refusal inside a step
+undoes what the step did, repeats the prompt and keeps the dialog where it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete
+
+from flows.errors import Refused
+from handlers.context import Ctx
+from handlers.messages import Option, Reply
+from storage.models import DialogState
+
+LIFETIME = timedelta(hours=24)
+
+Prompt = Callable[[Ctx, dict], Reply]
+Answer = Callable[[Ctx, dict, str], tuple[str | None, list[Reply]]]
+
+
+@dataclass(frozen=True)
+class Step:
+    prompt: Prompt
+    answer: Answer
+
+
+@dataclass(frozen=True)
+class Dialog:
+    name: str
+    first: str
+    steps: dict[str, Step]
+
+
+def load(ctx: Ctx) -> DialogState | None:
+    state = ctx.session.get(DialogState, ctx.account.id)
+    if state is not None and ctx.now >= state.expires_at:
+        ctx.session.delete(state)
+        ctx.session.flush()
+        return None
+    return state
+
+
+def clear(ctx: Ctx) -> None:
+    ctx.session.execute(delete(DialogState).where(DialogState.account_id == ctx.account.id))
+
+
+def start(ctx: Ctx, dialog: Dialog, data: dict | None = None) -> list[Reply]:
+    clear(ctx)
+    data = data or {}
+    ctx.session.add(
+        DialogState(
+            account_id=ctx.account.id,
+            flow=dialog.name,
+            step=dialog.first,
+            data=data,
+            expires_at=ctx.now + LIFETIME,
+        )
+    )
+    return [dialog.steps[dialog.first].prompt(ctx, data)]
+
+
+def advance(ctx: Ctx, dialog: Dialog, state: DialogState, text: str) -> list[Reply]:
+    step = dialog.steps[state.step]
+    data = dict(state.data or {})
+    savepoint = ctx.session.begin_nested()
+    try:
+        following, replies = step.answer(ctx, data, text)
+    except Refused as refusal:
+        savepoint.rollback()
+        return [Reply(ctx.t(refusal.msgid, **refusal.params)), step.prompt(ctx, data)]
+    savepoint.commit()
+    if following is None:
+        clear(ctx)
+        return replies
+    state.step, state.data, state.expires_at = following, data, ctx.now + LIFETIME
+    return [*replies, dialog.steps[following].prompt(ctx, data)]
+
+
+def pick(text: str, options: list[Option]) -> Option | None:
+    """The option a person chose: by its number, or by sending its payload (a button)."""
+    text = text.strip()
+    if text.isdigit() and 1 <= int(text) <= len(options):
+        return options[int(text) - 1]
+    return next((o for o in options if o.payload == text), None)
+
+
+YES = frozenset({"yes", "y", "是", "确认", "好", "ok"})
+NO = frozenset({"no", "n", "否", "不"})

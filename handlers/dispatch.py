@@ -1,0 +1,133 @@
+"""The one way in: an `Incoming` from any channel becomes replies.
+
+Text is NFKC-normalised. A `/command` (or, outside groups, a Chinese keyword as the first
+word) runs that command; inside a dialog any other line answers the current step, and a
+`/command` leaves the dialog first. Each message is one transaction: a refusal undoes
+the command's changes and answers in the person's language; an unexpected exception is
+logged with the update (vote arguments redacted) and answered with an apology.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from bot.clock import Clock
+from bot.i18n import DEFAULT_LOCALE, Translator
+from flows.errors import Refused
+from handlers import dialog
+from handlers.commands import BY_ALIAS, BY_NAME, CANCEL, REFUSALS, Command
+from handlers.context import Ctx, find_account, locale_of, person_of
+from handlers.messages import Incoming, Reply
+from handlers.raise_dialog import RAISE
+from storage.db import Database
+
+log = logging.getLogger("yishi.dispatch")
+
+DIALOGS = {d.name: d for d in (RAISE,)}
+SECRET_COMMANDS = ("/vote", "投票", "/proxyvote", "代投")
+_SLASH = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
+APOLOGY = "Sorry, something went wrong on our side and nothing was changed. Please try again later."
+
+
+def redact(incoming: Incoming) -> Incoming:
+    """The update as it may be logged: no arguments of vote commands, no vote button payloads."""
+    text, payload = incoming.text, incoming.payload
+    first = unicodedata.normalize("NFKC", text).strip().split(maxsplit=1)
+    if first and any(first[0].lower().startswith(c) for c in SECRET_COMMANDS):
+        text = first[0] + " [redacted]"
+    if payload and payload.startswith("v:"):
+        payload = "v:[redacted]"
+    return Incoming(incoming.channel, incoming.account_id, incoming.chat_id, text, payload, incoming.is_group)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    command: Command | None
+    args: str
+    word: str  # what was typed as the command, for "unknown command"
+
+
+def parse(text: str, is_group: bool) -> Parsed | None:
+    """The command a line names, or None when it is plain text."""
+    m = _SLASH.match(text)
+    if m:
+        return Parsed(BY_NAME.get(m.group(1).lower()), (m.group(2) or "").strip(), "/" + m.group(1))
+    if text.startswith("/"):
+        return Parsed(None, "", text.split(maxsplit=1)[0])
+    if is_group:
+        return None
+    word, _, rest = text.partition(" ")
+    if word in BY_ALIAS:
+        return Parsed(BY_ALIAS[word], rest.strip(), word)
+    for alias, command in BY_ALIAS.items():  # 附议7, 查看#7: a keyword run into its number
+        if text.startswith(alias) and text[len(alias) : len(alias) + 1] in "0123456789#＃C":
+            return Parsed(command, text[len(alias) :].strip(), alias)
+    return None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        default_locale: str = DEFAULT_LOCALE,
+        default_timezone: str = "Asia/Shanghai",
+    ) -> None:
+        self.db, self.clock = db, clock
+        self.default_locale, self.default_timezone = default_locale, default_timezone
+
+    def handle(self, incoming: Incoming) -> list[Reply]:
+        text = unicodedata.normalize("NFKC", incoming.payload or incoming.text or "").strip()
+        locale = self.default_locale
+        try:
+            with self.db.transaction() as session:
+                now = self.clock.now()
+                account = find_account(session, incoming.channel, incoming.account_id, now)
+                person = person_of(session, account)
+                locale = locale_of(account, person, self.default_locale)
+                ctx = Ctx(session, account, person, incoming, now, Translator(locale), self.default_timezone)
+                return self._route(ctx, text)
+        except Exception:
+            log.exception("unexpected error handling %r", redact(incoming))
+            return [Reply(Translator(locale)(APOLOGY))]
+
+    def _route(self, ctx: Ctx, text: str) -> list[Reply]:
+        parsed = parse(text, ctx.incoming.is_group)
+        state = dialog.load(ctx)
+        replies: list[Reply] = []
+        if state is not None:
+            leaving = text.startswith("/") or text in CANCEL.aliases
+            if not leaving:
+                return dialog.advance(ctx, DIALOGS[state.flow], state, text)
+            if parsed is not None and parsed.command is not CANCEL:
+                dialog.clear(ctx)
+                replies.append(Reply(ctx.t("(The previous dialog was cancelled.)")))
+        if parsed is None:
+            if ctx.incoming.is_group or not text:
+                return []
+            return [Reply(ctx.t("I did not understand that. Send /help for the commands you can use."))]
+        return replies + self._run(ctx, parsed)
+
+    def _run(self, ctx: Ctx, parsed: Parsed) -> list[Reply]:
+        command = parsed.command
+        if command is None:
+            return [
+                Reply(
+                    ctx.t(
+                        "Unknown command {word}. Send /help for the commands you can use.", word=parsed.word
+                    )
+                )
+            ]
+        if not command.who(ctx):
+            return [Reply(ctx.t(REFUSALS[command.who]))]
+        savepoint = ctx.session.begin_nested()
+        try:
+            replies = command.run(ctx, parsed.args)
+        except Refused as refusal:
+            savepoint.rollback()
+            return [Reply(ctx.t(refusal.msgid, **refusal.params))]
+        savepoint.commit()
+        return replies

@@ -1,0 +1,140 @@
+"""The raise dialog (提议): title → details → scope → confirm. Diagram: raise_dialog.mmd.
+
+The confirm step offers up to three similar open issues in the chosen scope or above as
+options to support instead of publishing a duplicate.
+"""
+
+from __future__ import annotations
+
+from flows import issues as flow
+from flows.errors import Refused
+from handlers import format as fmt
+from handlers.context import Ctx
+from handlers.dialog import NO, YES, Dialog, Step, pick
+from handlers.messages import Option, Reply
+from storage.models import Issue, Scope
+
+
+def _title_prompt(ctx: Ctx, data: dict) -> Reply:
+    return Reply(ctx.t("Please enter the title of the issue:"))
+
+
+def _title(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
+    data["title"] = flow.clean_title(text)
+    return "details", []
+
+
+def _details_prompt(ctx: Ctx, data: dict) -> Reply:
+    return Reply(ctx.t("Please describe the situation:"))
+
+
+def _details(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
+    data["details"] = flow.clean_text(text)
+    return "scope", []
+
+
+def _scope_options(ctx: Ctx) -> list[Option]:
+    return [
+        Option(fmt.scope_choice(ctx.t, s), f"scope:{s.id}")
+        for s in flow.scope_choices(ctx.session, ctx.registered)
+    ]
+
+
+def _scope_prompt(ctx: Ctx, data: dict) -> Reply:
+    return Reply(ctx.t("Choose the scope:"), tuple(_scope_options(ctx)))
+
+
+def _scope(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
+    options = _scope_options(ctx)
+    chosen = pick(text, options)
+    if chosen is None:
+        raise Refused("Please answer with one of the numbers 1–{n}.", n=len(options))
+    scope = ctx.session.get(Scope, int(chosen.payload.split(":")[1]))
+    assert scope is not None
+    data["scope_id"] = scope.id
+    data["similar"] = [i.id for i in flow.similar_open(ctx.session, scope, data["title"], data["details"])]
+    return "confirm", []
+
+
+def _confirm_options(ctx: Ctx, data: dict) -> list[Option]:
+    options = [Option(ctx.t("Publish"), "publish")]
+    for issue_id in data.get("similar", []):
+        issue = ctx.session.get(Issue, issue_id)
+        if issue is not None:
+            options.append(
+                Option(ctx.t("Support #{id} {title}", id=issue.id, title=issue.title), f"support:{issue.id}")
+            )
+    return options
+
+
+def _confirm_prompt(ctx: Ctx, data: dict) -> Reply:
+    scope = ctx.session.get(Scope, data["scope_id"])
+    text = (
+        ctx.t("Publish this issue?")
+        + "\n"
+        + ctx.t("{title} ({scope})", title=data["title"], scope=scope.path if scope else "")
+    )
+    if data.get("similar"):
+        text += "\n" + ctx.t("Similar open issues already exist; you can support one of them instead.")
+    return Reply(text, tuple(_confirm_options(ctx, data)))
+
+
+def _confirm(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
+    answer = text.strip().lower()
+    if answer in NO:
+        return None, [Reply(ctx.t("Cancelled; nothing was published."))]
+    options = _confirm_options(ctx, data)
+    chosen = options[0] if answer in YES else pick(text, options)
+    if chosen is None:
+        raise Refused("Please answer with one of the numbers 1–{n}, or no to cancel.", n=len(options))
+    person = ctx.registered
+    if chosen.payload.startswith("support:"):
+        issue, tally, opened = flow.support(ctx.session, person, int(chosen.payload.split(":")[1]), ctx.now)
+        return None, [support_reply(ctx, issue, tally, opened)]
+    issue, tally = flow.raise_issue(
+        ctx.session, person, data["scope_id"], data["title"], data["details"], ctx.now
+    )
+    if issue.status == "discussing":
+        return None, [Reply(ctx.t("Published issue #{id}; it is open for discussion.", id=issue.id))]
+    return None, [
+        Reply(
+            ctx.t(
+                "Published issue #{id}; {n} more households must support it before discussion.",
+                id=issue.id,
+                n=tally.needed,
+            )
+        )
+    ]
+
+
+def support_reply(ctx: Ctx, issue: Issue, tally: flow.Tally, opened: bool) -> Reply:
+    if opened:
+        return Reply(
+            ctx.t(
+                "You support issue #{id}. It has reached its threshold and is now open for discussion.",
+                id=issue.id,
+            )
+        )
+    if issue.status == "raised":
+        return Reply(
+            ctx.t(
+                "You support issue #{id}; {n} more households are needed for discussion.",
+                id=issue.id,
+                n=tally.needed,
+            )
+        )
+    return Reply(
+        ctx.t("You support issue #{id} ({households} households).", id=issue.id, households=tally.households)
+    )
+
+
+RAISE = Dialog(
+    name="raise",
+    first="title",
+    steps={
+        "title": Step(_title_prompt, _title),
+        "details": Step(_details_prompt, _details),
+        "scope": Step(_scope_prompt, _scope),
+        "confirm": Step(_confirm_prompt, _confirm),
+    },
+)

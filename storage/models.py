@@ -1,0 +1,261 @@
+"""The schema: the register (scopes, households, people, accounts), issues and their record.
+
+Integrity lives here: one support per person per issue, one binding per channel account,
+one report per person per comment, one household per room of a building.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from storage.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+LEVELS = ("community", "area", "grid", "building")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Scope(Base):
+    """One node of community → area → grid → building."""
+
+    __tablename__ = "scopes"
+    __table_args__ = (UniqueConstraint("parent_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("scopes.id"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("scopes.id"), index=True)
+    level: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    # the full path, e.g. 梧桐社区/东片区/东一网格/1栋 — ancestors are its prefixes
+    path: Mapped[str] = mapped_column(String(500), unique=True)
+
+    parent: Mapped[Scope | None] = relationship(remote_side="Scope.id", foreign_keys=[parent_id])
+
+
+class Household(Base):
+    """A room of a building (户)."""
+
+    __tablename__ = "households"
+    __table_args__ = (UniqueConstraint("building_id", "room"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    building_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"), index=True)
+    room: Mapped[str] = mapped_column(String(32))
+
+    building: Mapped[Scope] = relationship()
+
+
+class Person(Base):
+    """A person in the register; `duty_scope` is the deepest scope of their register row."""
+
+    __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("community_id", "register_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"), index=True)
+    # (building, room, name) of the register row, joined: how a re-import finds the person
+    register_key: Mapped[str] = mapped_column(String(300))
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    roles: Mapped[str] = mapped_column(String(100))
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), index=True)
+    duty_scope_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"))
+    moved_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    locale: Mapped[str | None] = mapped_column(String(8))
+
+    household: Mapped[Household | None] = relationship()
+    duty_scope: Mapped[Scope] = relationship(foreign_keys=[duty_scope_id])
+    community: Mapped[Scope] = relationship(foreign_keys=[community_id])
+
+
+class Account(Base):
+    """A chat account on one channel; bound to at most one person."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(128))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    locale: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    person: Mapped[Person | None] = relationship()
+
+
+class Invite(Base):
+    __tablename__ = "invites"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    used_by_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    person: Mapped[Person] = relationship()
+
+
+class Setting(Base):
+    """A community's rule that differs from the default (flows/settings.py lists them)."""
+
+    __tablename__ = "settings"
+
+    community_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
+class Issue(Base):
+    __tablename__ = "issues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"), index=True)
+    scope_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    title: Mapped[str] = mapped_column(String(100))
+    details: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    major: Mapped[bool] = mapped_column(Boolean, default=False)
+    category: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    support_deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id"))
+    referred_to: Mapped[str | None] = mapped_column(String(100))
+    keyword_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    scope: Mapped[Scope] = relationship(foreign_keys=[scope_id])
+    author: Mapped[Person] = relationship()
+
+
+class IssueKeyword(Base):
+    """The inverted index of the duplicate search (flows/textsense.py)."""
+
+    __tablename__ = "issue_keywords"
+
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id"), primary_key=True)
+    word: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class Transition(Base):
+    __tablename__ = "transitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Support(Base):
+    __tablename__ = "supports"
+    __table_args__ = (UniqueConstraint("issue_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # visible → hidden (reports) → kept | removed (committee review)
+    state: Mapped[str] = mapped_column(String(16), default="visible")
+
+    person: Mapped[Person] = relationship()
+
+
+class CommentReport(Base):
+    __tablename__ = "comment_reports"
+    __table_args__ = (UniqueConstraint("comment_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comment_id: Mapped[int] = mapped_column(ForeignKey("comments.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DialogState(Base):
+    """Where an account is in a guided dialog; kept in the database so a restart resumes it."""
+
+    __tablename__ = "dialog_states"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    flow: Mapped[str] = mapped_column(String(32))
+    step: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Outbox(Base):
+    """A message the bot sends on its own, written in the transaction of its cause."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # a message id and its parameters: rendered in the reader's language when it is sent
+    msgid: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(String(500))
+
+    account: Mapped[Account] = relationship()
+
+
+class AuditLog(Base):
+    """One state change; `hash` = sha256(prev_hash + canonical JSON of the row's content)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("scopes.id"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    action: Mapped[str] = mapped_column(String(32))
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id"), index=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The single row every append locks, so appends are serialised across processes."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str] = mapped_column(String(64))
