@@ -6,6 +6,7 @@ Production uses the system clock; the console and the tests move a clock of thei
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime, timedelta
 
 _DURATION = re.compile(r"^\s*(\d{1,4})\s*([mhdw])\s*$", re.IGNORECASE)
@@ -27,7 +28,14 @@ class Clock:
         return datetime.now(UTC)
 
 
-class OffsetClock(Clock):
+class MovableClock(Clock, ABC):
+    """A clock that `/clock` and the tests may move forward."""
+
+    @abstractmethod
+    def advance(self, delta: timedelta) -> None: ...
+
+
+class OffsetClock(MovableClock):
     """The system clock moved forward by an offset that only grows (the console's `/clock`)."""
 
     def __init__(self) -> None:
@@ -40,7 +48,7 @@ class OffsetClock(Clock):
         return datetime.now(UTC) + self.offset
 
 
-class FixedClock(Clock):
+class FixedClock(MovableClock):
     """A clock that stands still until moved (tests)."""
 
     def __init__(self, at: datetime) -> None:

@@ -3,6 +3,7 @@ and the committee's and leaders' moves on an issue (escalate, refer, merge, with
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,8 +23,13 @@ LEADERS = ("building_leader", "grid_worker", "committee")
 # --- checks shared by the dialog and the commands ------------------------------------------
 
 
+def _visible(text: str, keep: str = "") -> str:
+    """Without control and format characters (zero-width spaces, direction marks …)."""
+    return "".join(c for c in text if c in keep or unicodedata.category(c) not in ("Cc", "Cf"))
+
+
 def clean_title(text: str) -> str:
-    title = " ".join(text.split())
+    title = " ".join(_visible(text).split())
     if not title:
         raise Refused("The title cannot be empty.")
     if len(title) > TITLE_MAX:
@@ -32,7 +38,7 @@ def clean_title(text: str) -> str:
 
 
 def clean_text(text: str) -> str:
-    text = text.strip()
+    text = _visible(text, keep="\n").strip()
     if not text:
         raise Refused("The text cannot be empty.")
     if len(text) > TEXT_MAX:

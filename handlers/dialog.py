@@ -14,6 +14,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 
 from flows.errors import Refused
+from handlers import format as fmt
 from handlers.context import Ctx
 from handlers.messages import Option, Reply
 from storage.models import DialogState
@@ -73,7 +74,7 @@ def advance(ctx: Ctx, dialog: Dialog, state: DialogState, text: str) -> list[Rep
         following, replies = step.answer(ctx, data, text)
     except Refused as refusal:
         savepoint.rollback()
-        return [Reply(ctx.t(refusal.msgid, **refusal.params)), step.prompt(ctx, data)]
+        return [Reply(fmt.refusal(ctx.t, refusal)), step.prompt(ctx, data)]
     savepoint.commit()
     if following is None:
         clear(ctx)
@@ -83,11 +84,12 @@ def advance(ctx: Ctx, dialog: Dialog, state: DialogState, text: str) -> list[Rep
 
 
 def pick(text: str, options: list[Option]) -> Option | None:
-    """The option a person chose: by its number, or by sending its payload (a button)."""
+    """The option a person chose: by its number, its payload (a button), or the start of its label."""
     text = text.strip()
-    if text.isdigit() and 1 <= int(text) <= len(options):
-        return options[int(text) - 1]
-    return next((o for o in options if o.payload == text), None)
+    if text.isdigit():
+        return options[int(text) - 1] if 1 <= int(text) <= len(options) else None
+    found = [o for o in options if o.payload == text or (text and o.label.startswith(text))]
+    return found[0] if len(found) == 1 else None
 
 
 YES = frozenset({"yes", "y", "是", "确认", "好", "ok"})

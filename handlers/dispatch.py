@@ -15,9 +15,10 @@ import unicodedata
 from dataclasses import dataclass
 
 from bot.clock import Clock
-from bot.i18n import DEFAULT_LOCALE, Translator
+from bot.i18n import DEFAULT_LOCALE, N_, Translator
 from flows.errors import Refused
 from handlers import dialog
+from handlers import format as fmt
 from handlers.commands import BY_ALIAS, BY_NAME, CANCEL, REFUSALS, Command
 from handlers.context import Ctx, find_account, locale_of, person_of
 from handlers.messages import Incoming, Reply
@@ -29,7 +30,7 @@ log = logging.getLogger("yishi.dispatch")
 DIALOGS = {d.name: d for d in (RAISE,)}
 SECRET_COMMANDS = ("/vote", "投票", "/proxyvote", "代投")
 _SLASH = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
-APOLOGY = "Sorry, something went wrong on our side and nothing was changed. Please try again later."
+APOLOGY = N_("Sorry, something went wrong on our side and nothing was changed. Please try again later.")
 
 
 def redact(incoming: Incoming) -> Incoming:
@@ -128,6 +129,6 @@ class Dispatcher:
             replies = command.run(ctx, parsed.args)
         except Refused as refusal:
             savepoint.rollback()
-            return [Reply(ctx.t(refusal.msgid, **refusal.params))]
+            return [Reply(fmt.refusal(ctx.t, refusal))]
         savepoint.commit()
         return replies

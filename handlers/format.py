@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from bot.i18n import N_, Translator
 from flows import issues as flow
 from flows import people
+from flows.errors import Refused
 from storage.models import Issue, Scope
 
 STATUS_NAMES = {
@@ -38,6 +39,14 @@ SCOPE_CHOICE = {
 
 def status(t: Translator, code: str) -> str:
     return t(STATUS_NAMES[code])
+
+
+def refusal(t: Translator, refused: Refused) -> str:
+    """A refusal in the reader's language; a `status` parameter is shown by its name."""
+    params = dict(refused.params)
+    if params.get("status") in STATUS_NAMES:
+        params["status"] = status(t, str(params["status"]))
+    return t(refused.msgid, **params)
 
 
 def scope_choice(t: Translator, scope: Scope) -> str:

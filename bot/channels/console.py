@@ -14,10 +14,11 @@ from typing import TextIO
 from sqlalchemy import select
 
 from bot.app import App
-from bot.clock import OffsetClock, parse_duration
+from bot.clock import MovableClock, parse_duration
 from bot.i18n import Translator
 from flows import people
 from flows.errors import Refused
+from handlers import format as fmt
 from handlers.context import find_account, locale_of, person_of
 from handlers.messages import Incoming, Reply
 from storage.models import Account, Household, Person, Scope
@@ -75,7 +76,8 @@ class Console:
     def speak_as(self, name: str) -> Reply:
         if not name:
             self.account_id = UNBOUND
-            return Reply(self._t()("Now speaking as the unbound console account."))
+            t = self._t()
+            return Reply(t("Now speaking as the unbound console account."))
         try:
             with self.app.db.transaction() as session:
                 person = people.find(session, name)
@@ -85,7 +87,7 @@ class Console:
                 where = _where(session, person)
                 t = Translator(locale_of(account, person, self.app.config.locale))
         except Refused as refusal:
-            return Reply(self._t()(refusal.msgid, **refusal.params))
+            return Reply(fmt.refusal(self._t(), refusal))
         self.account_id = external
         return Reply(t("Now speaking as {name} ({where}).", name=person.name, where=where))
 
@@ -93,7 +95,7 @@ class Console:
         t = self._t()
         clock = self.app.clock
         delta = parse_duration(arg[1:]) if arg.startswith("+") else None
-        if delta is None or not isinstance(clock, OffsetClock):
+        if delta is None or not isinstance(clock, MovableClock):
             return Reply(t("Usage: {usage}", usage="/clock +30m | +12h | +3d | +2w"))
         clock.advance(delta)
         return Reply(t("The clock is now {time} UTC.", time=clock.now().strftime("%Y-%m-%d %H:%M")))

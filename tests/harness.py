@@ -1,0 +1,74 @@
+"""A test channel in the manner of errbot's TestBot and Zulip's verify_dialog.
+
+It is the console channel itself, writing to a buffer: a test speaks as a named person
+of the register, types a line and reads what came back — the reply to the speaker and
+the `[→ NAME]` lines of what the bot sent to others.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
+
+from bot.app import App
+from bot.channels.console import Console
+from bot.clock import FixedClock
+from bot.config import Config
+from storage.db import Database
+from storage.models import Base, Issue
+
+Expected = str | Sequence[str]
+
+
+class TestBot:
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    def __init__(self, db: Database, start: datetime, locale: str = "zh_CN") -> None:
+        self.db = db
+        self.clock = FixedClock(start)
+        self.app = App(Config(database_url=db.url, locale=locale), clock=self.clock, db=db)
+        self.out = io.StringIO()
+        self.console = Console(self.app, out=self.out)
+
+    def say(self, text: str, as_: str | None = None) -> str:
+        if as_ is not None:
+            self.say(f"/as {as_}")
+        start = len(self.out.getvalue())
+        self.console.line(text)
+        return self.out.getvalue()[start:].rstrip("\n")
+
+    def verify_dialog(self, turns: Sequence[tuple[str, Expected]]) -> None:
+        """Each (said, expected): every expected fragment is in the reply to what was said."""
+        transcript = []
+        for said, expected in turns:
+            reply = self.say(said)
+            transcript.append(f"> {said}\n{reply}")
+            for fragment in [expected] if isinstance(expected, str) else expected:
+                assert fragment in reply, f"expected {fragment!r} in the reply to {said!r}:\n" + "\n".join(
+                    transcript
+                )
+
+    def advance(self, delta: timedelta) -> None:
+        self.clock.advance(delta)
+
+    def issue(self, issue_id: int) -> Issue:
+        with self.db.transaction() as session:
+            issue = session.get(Issue, issue_id, options=[joinedload(Issue.scope), joinedload(Issue.author)])
+            assert issue is not None
+            return issue
+
+    def snapshot(self) -> dict[str, list[tuple]]:
+        """Every row of every table: compare two snapshots to prove nothing changed."""
+        with self.db.transaction() as session:
+            return {
+                t.name: sorted(map(tuple, session.execute(select(t)).all()), key=repr)
+                for t in Base.metadata.sorted_tables
+            }
+
+    def count(self, model: type) -> int:
+        with self.db.transaction() as session:
+            return session.scalar(select(func.count()).select_from(model)) or 0

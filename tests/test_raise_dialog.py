@@ -1,0 +1,148 @@
+"""The raise dialog as transcripts, in both languages: title → details → scope → confirm."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from storage.models import DialogState, Issue, Support
+from tests.harness import TestBot
+
+LIFT = "1栋电梯经常停运"
+LIFT_DETAILS = "这个月已经停了三次,老人上下楼很困难。"
+
+
+def test_raise_in_chinese(bot: TestBot) -> None:
+    bot.verify_dialog(
+        [
+            ("/as 欧阳明", "当前身份:欧阳明(1栋101)"),
+            ("/raise", "请输入议题标题:"),
+            (LIFT, "请描述具体情况:"),
+            (
+                LIFT_DETAILS,
+                [
+                    "选择范围:",
+                    "[1] 本楼(1栋)",
+                    "[2] 本网格(东一网格)",
+                    "[3] 本片区(东片区)",
+                    "[4] 全社区(梧桐社区)",
+                ],
+            ),
+            ("1", ["确认发布?", "[1] 发布"]),
+            ("是", "已发布议题 #1,还需 2 户附议进入讨论。"),
+        ]
+    )
+    issue = bot.issue(1)
+    assert (issue.title, issue.details, issue.status) == (LIFT, LIFT_DETAILS, "raised")
+    assert bot.count(Support) == 1  # the author is the first supporter
+    assert bot.count(DialogState) == 0
+
+
+def test_raise_in_english(bot_en: TestBot) -> None:
+    bot_en.verify_dialog(
+        [
+            ("/as 欧阳明", "Now speaking as 欧阳明 (1栋101)."),
+            ("/raise", "Please enter the title of the issue:"),
+            ("Lift in building 1 keeps stopping", "Please describe the situation:"),
+            (
+                "Three times this month.",
+                ["Choose the scope:", "[1] This building (1栋)", "[4] The whole community (梧桐社区)"],
+            ),
+            ("2", ["Publish this issue?", "[1] Publish"]),
+            ("1", "Published issue #1; 2 more households must support it before discussion."),
+        ]
+    )
+    assert bot_en.issue(1).scope.name == "东一网格"
+
+
+def test_similar_issue_offered_and_supported_instead(bot: TestBot) -> None:
+    bot.say("/as 李伟@1栋-102")
+    for line in ("/raise", "1栋电梯又坏了", "电梯停运,老人出行不便", "1", "yes"):
+        bot.say(line)
+    bot.verify_dialog(
+        [
+            ("/as 欧阳明", "欧阳明"),
+            ("/raise", "请输入议题标题:"),
+            (LIFT, "请描述具体情况:"),
+            (LIFT_DETAILS, "选择范围:"),
+            ("1", ["[1] 发布", "[2] 附议 #1 1栋电梯又坏了"]),
+            ("2", "#1"),
+        ]
+    )
+    with bot.db.transaction() as session:
+        assert session.scalar(select(Issue.id).where(Issue.title == LIFT)) is None
+        supporters = set(session.scalars(select(Support.person_id).where(Support.issue_id == 1)))
+    assert len(supporters) == 2
+
+
+def test_similar_issue_not_offered_from_another_building(bot: TestBot) -> None:
+    bot.say("/as 陈静")
+    for line in ("/raise", "2栋电梯又坏了", "电梯停运", "1", "yes"):
+        bot.say(line)
+    bot.say("/as 欧阳明")
+    for line in ("/raise", LIFT, LIFT_DETAILS):
+        bot.say(line)
+    reply = bot.say("1")
+    assert "附议 #1" not in reply and "[1] 发布" in reply
+
+
+def test_bad_answers_repeat_the_step_and_keep_the_dialog(bot: TestBot) -> None:
+    bot.verify_dialog(
+        [
+            ("/as 欧阳明", "欧阳明"),
+            ("/raise", "请输入议题标题:"),
+            ("\u200b \u200f", ["标题", "请输入议题标题:"]),  # only invisible characters
+            ("长" * 101, ["101", "请输入议题标题:"]),
+            (LIFT, "请描述具体情况:"),
+            ("细" * 2001, ["2001", "请描述具体情况:"]),
+            (LIFT_DETAILS, "选择范围:"),
+            ("9", ["1–4", "选择范围:"]),
+            ("本", ["1–4", "选择范围:"]),  # the start of several labels
+            ("１", "确认发布?"),  # a full-width digit works
+            ("也许", "确认发布?"),
+            ("no", "未发布"),
+        ]
+    )
+    assert bot.count(Issue) == 0 and bot.count(DialogState) == 0
+
+
+def test_cancel_at_every_step(bot: TestBot) -> None:
+    answers = ["/raise", LIFT, LIFT_DETAILS, "1"]
+    for step in range(1, 5):
+        bot.say("/as 欧阳明")
+        for line in answers[:step]:
+            bot.say(line)
+        assert bot.count(DialogState) == 1
+        reply = bot.say("/cancel" if step % 2 else "取消")
+        assert "已取消" in reply
+        assert bot.count(DialogState) == 0 and bot.count(Issue) == 0
+
+
+def test_a_command_inside_the_dialog_cancels_it_and_runs(bot: TestBot) -> None:
+    bot.say("/as 欧阳明")
+    bot.say("/raise")
+    reply = bot.say("/issues")
+    assert "已取消" in reply and "暂无" in reply
+    assert bot.count(DialogState) == 0
+
+
+def test_a_keyword_inside_the_dialog_is_an_answer(bot: TestBot) -> None:
+    bot.say("/as 欧阳明")
+    bot.say("/raise")
+    assert "请描述具体情况" in bot.say("附议 1")  # a title that starts like a keyword
+
+
+def test_dialogs_are_per_person_and_survive_a_restart(bot: TestBot) -> None:
+    bot.say("/as 欧阳明")
+    bot.say("/raise")
+    bot.say(LIFT)
+    bot.say("/as 李伟@1栋-102")
+    assert "请描述" not in bot.say("/issues")
+    restarted = TestBot(bot.db, bot.clock.now())
+    restarted.say("/as 欧阳明")
+    assert "选择范围" in restarted.say(LIFT_DETAILS)
+
+
+def test_only_residents_raise(bot: TestBot) -> None:
+    for who in ("周书记", "吴师傅", "林晓东"):
+        assert "仅在居民名册中登记了住址的居民" in bot.say("/raise", as_=who)
+    assert bot.count(DialogState) == 0
