@@ -24,7 +24,8 @@ class ConfigError(ValueError):
 def _timezone(name: str, value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # a region such as "Asia" is a directory of tzdata: IsADirectoryError, an OSError
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ConfigError(f"{name}={value!r} is not a known time zone (e.g. Asia/Shanghai)") from exc
     return value
 

@@ -37,6 +37,14 @@ LEADERS = {
     "5栋": "郭淑珍",
     "6栋": "何春燕",
 }
+NAMED = {  # people the demo's issues and the README's examples speak as
+    ("1栋", "101"): "欧阳明",
+    ("1栋", "102"): "谢委员",
+    ("1栋", "103"): "李伟",
+    ("2栋", "101"): "张秀英",
+    ("4栋", "101"): "陈静",
+    ("6栋", "101"): "杨明",
+}
 GRID_WORKERS = {"东一网格": "林晓东", "东二网格": "罗志文", "西一网格": "郑海燕", "西二网格": "梁国庆"}
 
 
@@ -45,7 +53,7 @@ def register_csv(seed: int = 7) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(register.COLUMNS)
-    used: set[str] = set()
+    used: set[str] = set(NAMED.values())
 
     def name() -> str:
         while True:
@@ -61,10 +69,8 @@ def register_csv(seed: int = 7) -> str:
                     for unit in range(1, 5):
                         room = f"{floor}{unit:02d}"
                         members = [name() for _ in range(rng.choice((1, 1, 2, 2, 2, 3)))]
-                        if building == "1栋" and room == "101":
-                            members[0] = "欧阳明"
-                        if building == "1栋" and room == "102":
-                            members[0] = "谢委员"
+                        if (building, room) in NAMED:
+                            members[0] = NAMED[building, room]
                         for person in members:
                             role = "resident"
                             if person == "谢委员":
@@ -127,7 +133,7 @@ def create(url: str, now: datetime | None = None) -> None:
         for i, (who, text) in enumerate(
             (
                 ("孙丽华", "建议在东门外空地规划临时停车位。"),
-                ("罗志文", "网格可以先统计各楼栋的车辆数。"),
+                ("朱红梅", "3栋也一样,建议先统计各楼栋的车辆数。"),
                 ("欧阳明", "消防通道必须先清出来。"),
             )
         ):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,8 +35,11 @@ def _digest(prev_hash: str, row: AuditLog) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
+_HEAD = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+
+
 def _head(session: Session) -> AuditHead:
-    head = session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+    head = session.scalar(_HEAD)
     if head is None:
         head = AuditHead(id=1, last_id=0, hash=GENESIS)
         session.add(head)
@@ -57,7 +60,8 @@ def append(
     head = _head(session)
     row = AuditLog(
         id=head.last_id + 1,
-        at=at.replace(microsecond=0),
+        # hashed as it will read back: UTC, to the second (a local time would not verify)
+        at=at.astimezone(UTC).replace(microsecond=0),
         community_id=community_id,
         actor_id=actor_id,
         action=action,

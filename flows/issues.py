@@ -7,8 +7,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy.orm import Session, joinedload
 
 from flows import audit, lifecycle, outbox, scopes, settings, textsense
 from flows.errors import Refused
@@ -18,6 +18,16 @@ TITLE_MAX = 100
 TEXT_MAX = 2000
 BODY_MAX = 100
 LEADERS = ("building_leader", "grid_worker", "committee")
+
+
+# statements of every support and comment, built once (building them costs more than running them)
+_ISSUE = select(Issue).options(joinedload(Issue.scope)).where(Issue.id == bindparam("id"))
+_TALLY = select(func.count(Support.id), func.count(func.distinct(Support.household_id))).where(
+    Support.issue_id == bindparam("id")
+)
+_SUPPORTED = select(Support.id).where(
+    Support.issue_id == bindparam("issue"), Support.person_id == bindparam("person")
+)
 
 
 # --- checks shared by the dialog and the commands ------------------------------------------
@@ -62,7 +72,7 @@ def require_registered(person: Person | None) -> Person:
 
 
 def get_issue(session: Session, person: Person, issue_id: int) -> Issue:
-    issue = session.get(Issue, issue_id)
+    issue = session.scalar(_ISSUE, {"id": issue_id})
     if issue is None or issue.community_id != person.community_id:
         raise Refused("There is no issue #{n}.", n=issue_id)
     return issue
@@ -103,21 +113,17 @@ class Tally:
 
 
 def tally(session: Session, issue: Issue) -> Tally:
-    supports, households = session.execute(
-        select(func.count(Support.id), func.count(func.distinct(Support.household_id))).where(
-            Support.issue_id == issue.id
-        )
-    ).one()
+    supports, households = session.execute(_TALLY, {"id": issue.id}).one()
     return Tally(supports, households, scopes.threshold(session, issue.scope))
 
 
-def _reach_threshold(session: Session, issue: Issue, now: datetime, actor_id: int | None) -> bool:
+def _reach_threshold(
+    session: Session, issue: Issue, now: datetime, actor_id: int | None
+) -> tuple[bool, Tally]:
     """Move a raised issue to discussion once its supporting households reach the threshold."""
-    if issue.status != "raised":
-        return False
     t = tally(session, issue)
-    if t.households < t.threshold:
-        return False
+    if issue.status != "raised" or t.households < t.threshold:
+        return False, t
     lifecycle.move(
         session, issue, "discussing", at=now, actor_id=actor_id, detail={"households": t.households}
     )
@@ -130,7 +136,7 @@ def _reach_threshold(session: Session, issue: Issue, now: datetime, actor_id: in
         title=issue.title,
         households=t.households,
     )
-    return True
+    return True, t
 
 
 # --- raise --------------------------------------------------------------------------------
@@ -168,8 +174,6 @@ def raise_issue(
         created_at=now,
         support_deadline=now + timedelta(days=window),
     )
-    session.add(issue)
-    session.flush()
     textsense.index_issue(session, issue)
     lifecycle.record_creation(session, issue, now)
     audit.append(
@@ -185,8 +189,7 @@ def raise_issue(
         Support(issue_id=issue.id, person_id=author.id, household_id=author.household_id, created_at=now)
     )
     session.flush()
-    _reach_threshold(session, issue, now, author.id)
-    return issue, tally(session, issue)
+    return issue, _reach_threshold(session, issue, now, author.id)[1]
 
 
 # --- support and discuss ------------------------------------------------------------------
@@ -206,9 +209,7 @@ def support(session: Session, person: Person, issue_id: int, now: datetime) -> t
             n=issue.id,
             scope=issue.scope.path,
         )
-    already = session.scalar(
-        select(Support.id).where(Support.issue_id == issue.id, Support.person_id == person.id)
-    )
+    already = session.scalar(_SUPPORTED, {"issue": issue.id, "person": person.id})
     if already is not None:
         raise Refused("You already support issue #{n}.", n=issue.id)
     session.add(
@@ -223,8 +224,8 @@ def support(session: Session, person: Person, issue_id: int, now: datetime) -> t
         issue_id=issue.id,
     )
     session.flush()
-    opened = _reach_threshold(session, issue, now, person.id)
-    return issue, tally(session, issue), opened
+    opened, t = _reach_threshold(session, issue, now, person.id)
+    return issue, t, opened
 
 
 def may_discuss(session: Session, person: Person, issue: Issue) -> bool:
@@ -420,8 +421,7 @@ def escalate(session: Session, person: Person, issue_id: int, now: datetime) -> 
         skip=person.id,
         scope=parent.path,
     )
-    _reach_threshold(session, issue, now, person.id)
-    return issue, tally(session, issue)
+    return issue, _reach_threshold(session, issue, now, person.id)[1]
 
 
 def refer(session: Session, person: Person, issue_id: int, body: str, now: datetime) -> Issue:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from storage.db import Database
@@ -37,11 +37,14 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=30 * 2 ** max(attempts - 1, 0)), timedelta(hours=6))
 
 
+_LATEST_ACCOUNT = (
+    select(Account).where(Account.person_id == bindparam("person")).order_by(Account.id.desc()).limit(1)
+)
+
+
 def account_of(session: Session, person: Person) -> Account | None:
     """The account a person used last to bind: where the bot reaches them."""
-    return session.scalar(
-        select(Account).where(Account.person_id == person.id).order_by(Account.id.desc()).limit(1)
-    )
+    return session.scalar(_LATEST_ACCOUNT, {"person": person.id})
 
 
 def notify(session: Session, person: Person, at: datetime, msgid: str, **params: object) -> bool:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from flows import audit
+from flows import audit, scopes
 from flows.errors import Refused
 from storage.models import Account, DialogState, Household, Invite, Person, Scope
 
@@ -24,6 +24,9 @@ COLUMNS = ("community", "area", "grid", "building", "room", "name", "role")
 ROLES = ("resident", "building_leader", "grid_worker", "committee", "staff")
 HOME_ROLES = ("resident", "building_leader")
 FIELD_MAX = 100
+# the widths of the columns they are stored in (households.room is String(32)): a longer
+# value must be refused here, with its line, not fail the insert on PostgreSQL
+MAX_LENGTH = {k: 32 if k == "room" else FIELD_MAX for k in COLUMNS}
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -76,8 +79,8 @@ def _check_row(line: int, values: dict[str, str]) -> tuple[Row | None, list[Refu
     problems = []
     v = {k: " ".join((values.get(k) or "").split()) for k in COLUMNS}
     for k, text in v.items():
-        if len(text) > FIELD_MAX:
-            problems.append(Refused("{column} is longer than {max} characters.", column=k, max=FIELD_MAX))
+        if len(text) > MAX_LENGTH[k]:
+            problems.append(Refused("{column} is longer than {max} characters.", column=k, max=MAX_LENGTH[k]))
         if "/" in text and k in ("community", "area", "grid", "building"):
             problems.append(Refused("{column} may not contain '/'.", column=k))
     roles = tuple(r.strip() for r in v["role"].split("|") if r.strip())
@@ -211,11 +214,13 @@ class _Scopes:
 
 
 def apply(session: Session, rows: list[Row], now: datetime) -> Summary:
-    summary = Summary()
+    # counted per community: each community's audit row gets its own counts, not the file's
+    own: dict[int, Summary] = {}
     tree = _Scopes(session)
     keys_by_community: dict[int, set[str]] = {}
     for row in rows:
         community = tree.get([row.community])
+        mine = own.setdefault(community.id, Summary())
         duty = tree.get(row.path)
         household_id = None
         if row.room:
@@ -241,31 +246,34 @@ def apply(session: Session, rows: list[Row], now: datetime) -> Summary:
             session.add(person)
             session.flush()
             session.add(Invite(code=new_code(session), person_id=person.id, created_at=now))
-            summary.added += 1
+            mine.added += 1
             continue
         wanted = {"roles": roles, "household_id": household_id, "duty_scope_id": duty.id, "moved_out": False}
         if all(getattr(person, k) == v for k, v in wanted.items()):
-            summary.unchanged += 1
+            mine.unchanged += 1
             continue
         if person.moved_out:
             session.add(Invite(code=new_code(session), person_id=person.id, created_at=now))
         for k, v in wanted.items():
             setattr(person, k, v)
-        summary.updated += 1
+        mine.updated += 1
     for community_id, keys in keys_by_community.items():
+        mine = own[community_id]
         gone = session.scalars(
             select(Person).where(Person.community_id == community_id, Person.moved_out.is_(False))
         ).all()
         for person in gone:
             if person.register_key not in keys:
                 move_out(session, person)
-                summary.moved_out += 1
-        if summary.added or summary.updated or summary.moved_out:
+                mine.moved_out += 1
+        session.flush()
+        scopes.recount(session, community_id)
+        if mine.added or mine.updated or mine.moved_out:
             audit.append(
                 session, at=now, action="register", community_id=community_id,
-                detail={"added": summary.added, "updated": summary.updated, "moved_out": summary.moved_out},
+                detail={"added": mine.added, "updated": mine.updated, "moved_out": mine.moved_out},
             )  # fmt: skip
-    return summary
+    return Summary(*(sum(getattr(s, f.name) for s in own.values()) for f in fields(Summary)))
 
 
 def move_out(session: Session, person: Person) -> None:

@@ -6,7 +6,7 @@ A scope's ancestors are the prefixes of its path, so "is X inside Y" is a string
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from flows import settings
@@ -24,32 +24,47 @@ def community_id(scope: Scope) -> int:
     return scope.community_id or scope.id
 
 
+_BY_PATHS = select(Scope).where(Scope.path.in_(bindparam("paths", expanding=True)))
+
+
 def ancestors(session: Session, scope: Scope) -> list[Scope]:
-    """The scope and those above it, innermost first."""
-    chain, node = [], scope
-    while node is not None:
-        chain.append(node)
-        node = session.get(Scope, node.parent_id) if node.parent_id else None
-    return chain
+    """The scope and those above it, innermost first: its path's prefixes, in one query per session."""
+    cache = session.info.setdefault("ancestors", {})
+    if scope.path not in cache:
+        parts = scope.path.split("/")
+        paths = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        found = {s.path: s for s in session.scalars(_BY_PATHS, {"paths": paths})}
+        cache[scope.path] = [found[p] for p in reversed(paths) if p in found]
+    return list(cache[scope.path])
 
 
-def households_in(session: Session, scope: Scope) -> int:
-    """Households under the scope with at least one person living there (not moved out)."""
-    return (
-        session.scalar(
-            select(func.count(func.distinct(Household.id)))
-            .join(Scope, Scope.id == Household.building_id)
+def recount(session: Session, community_id: int) -> None:
+    """Store each scope's number of lived-in households (after the register changed)."""
+    lived_in = dict(
+        session.execute(
+            select(Household.building_id, func.count(func.distinct(Household.id)))
             .join(Person, Person.household_id == Household.id)
-            .where((Scope.path == scope.path) | Scope.path.startswith(scope.path + "/", autoescape=True))
-            .where(Person.moved_out.is_(False))
-        )
-        or 0
+            .where(Person.community_id == community_id, Person.moved_out.is_(False))
+            .group_by(Household.building_id)
+        ).all()
     )
+    tree = session.scalars(
+        select(Scope).where((Scope.id == community_id) | (Scope.community_id == community_id))
+    ).all()
+    totals = dict.fromkeys((s.path for s in tree), 0)
+    paths = {s.id: s.path for s in tree}
+    for building_id, count in lived_in.items():
+        parts = paths[building_id].split("/")
+        for i in range(len(parts)):
+            totals["/".join(parts[: i + 1])] += count
+    for scope in tree:
+        if scope.households != totals[scope.path]:
+            scope.households = totals[scope.path]
 
 
 def threshold(session: Session, scope: Scope) -> int:
     """min(h, max(minimum, ⌈p·h/100⌉)) households, in integer arithmetic."""
-    h = households_in(session, scope)
+    h = scope.households
     cid = community_id(scope)
     p = settings.get_int(session, cid, "support_percent")
     minimum = settings.get_int(session, cid, "support_minimum")
@@ -65,10 +80,9 @@ def roles(person: Person) -> set[str]:
 
 def home(session: Session, person: Person) -> Scope | None:
     """The building of the person's household: where they live and vote."""
-    if person.household_id is None or person.moved_out:
+    if person.household is None or person.moved_out:
         return None
-    household = session.get(Household, person.household_id)
-    return session.get(Scope, household.building_id) if household else None
+    return person.household.building
 
 
 def lives_in(session: Session, person: Person, scope: Scope) -> bool:

@@ -37,7 +37,8 @@ def _int_between(lo: int, hi: int) -> Callable[[str], object]:
 def _timezone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    # a region such as "Asia" is a directory of tzdata: IsADirectoryError, an OSError
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise Refused("{value} is not a known time zone (e.g. Asia/Shanghai).", value=value) from None
     return value
 
@@ -54,11 +55,21 @@ RULES: dict[str, Rule] = {
 }
 
 
+def _stored(session: Session, community_id: int) -> dict[str, str]:
+    """The community's stored settings, read once per session (every support asks for two)."""
+    cache = session.info.setdefault("settings", {})
+    if community_id not in cache:
+        cache[community_id] = dict(
+            session.execute(
+                select(Setting.key, Setting.value).where(Setting.community_id == community_id)
+            ).all()
+        )
+    return cache[community_id]
+
+
 def get(session: Session, community_id: int, key: str, fallback: str = "") -> object:
     rule = RULES[key]
-    stored = session.scalar(
-        select(Setting.value).where(Setting.community_id == community_id, Setting.key == key)
-    )
+    stored = _stored(session, community_id).get(key)
     value = stored if stored is not None else (rule.default or fallback)
     return rule.check(value)
 
@@ -84,4 +95,5 @@ def put(session: Session, community_id: int, key: str, value: str) -> object:
         session.add(Setting(community_id=community_id, key=key, value=str(checked)))
     else:
         row.value = str(checked)
+    _stored(session, community_id)[key] = str(checked)
     return checked

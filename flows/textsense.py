@@ -13,7 +13,7 @@ import unicodedata
 import warnings
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.models import Issue, IssueKeyword
@@ -184,13 +184,15 @@ def category(words: list[str]) -> str | None:
     return best
 
 
-def index_issue(session: Session, issue: Issue) -> list[str]:
+def index_issue(session: Session, issue: Issue) -> None:
+    """Keywords, their count and a category hint for a new issue, and its rows in the index."""
     words = keywords(f"{issue.title} {issue.details}")
-    session.execute(delete(IssueKeyword).where(IssueKeyword.issue_id == issue.id))
-    session.add_all(IssueKeyword(issue_id=issue.id, word=w) for w in words)
     issue.keyword_count = len(words)
     issue.category = category(words)
-    return words
+    if issue.id is None:
+        session.add(issue)
+        session.flush()
+    session.add_all(IssueKeyword(issue_id=issue.id, word=w) for w in words)
 
 
 def similar(

@@ -64,75 +64,27 @@ class Command:
     run: Callable[[Ctx, str], list[Reply]]
 
 
+# fmt: off
 COMMANDS: tuple[Command, ...] = (
     Command("start", ("开始",), anyone, N_("/start (开始) — welcome"), account.start),
     Command("help", ("帮助",), anyone, N_("/help (帮助) — the commands you can use"), account.help_),
-    Command(
-        "join",
-        ("加入",),
-        anyone,
-        N_("/join CODE (加入) — connect this account with your invite code"),
-        account.join,
-    ),
+    Command("join", ("加入",), unbound, N_("/join CODE (加入) — connect this account with your invite code"), account.join),
     Command("lang", ("语言",), anyone, N_("/lang zh|en (语言) — reply language"), account.lang),
-    Command(
-        "raise",
-        ("提议",),
-        resident,
-        N_("/raise (提议) — raise an issue: title, details, scope"),
-        issue_commands.raise_,
-    ),
-    Command(
-        "issues",
-        ("议题",),
-        registered,
-        N_("/issues (议题) — open issues in your scopes"),
-        issue_commands.list_issues,
-    ),
+    Command("raise", ("提议",), resident, N_("/raise (提议) — raise an issue: title, details, scope"), issue_commands.raise_),
+    Command("issues", ("议题",), registered, N_("/issues (议题) — open issues in your scopes"), issue_commands.list_issues),
     Command("issue", ("查看",), registered, N_("/issue N (查看) — one issue in full"), issue_commands.show),
     Command("support", ("附议",), resident, N_("/support N (附议) — second issue N"), issue_commands.support),
-    Command(
-        "comment",
-        ("评论",),
-        registered,
-        N_("/comment N TEXT (评论) — discuss issue N"),
-        issue_commands.comment,
-    ),
+    Command("comment", ("评论",), registered, N_("/comment N TEXT (评论) — discuss issue N"), issue_commands.comment),
     Command("report", ("举报",), resident, N_("/report C (举报) — flag comment C"), issue_commands.report),
-    Command(
-        "review",
-        ("审核",),
-        committee,
-        N_("/review C keep|remove (审核) — decide on a hidden comment"),
-        issue_commands.review,
-    ),
-    Command(
-        "withdraw",
-        ("撤回",),
-        resident,
-        N_("/withdraw N (撤回) — withdraw your issue N"),
-        issue_commands.withdraw,
-    ),
-    Command(
-        "escalate",
-        ("上报",),
-        leader,
-        N_("/escalate N (上报) — move issue N one scope up"),
-        issue_commands.escalate,
-    ),
-    Command(
-        "refer",
-        ("转办",),
-        committee,
-        N_("/refer N BODY (转办) — refer issue N outside the community"),
-        issue_commands.refer,
-    ),
-    Command(
-        "merge", ("合并",), committee, N_("/merge N M (合并) — issue N duplicates M"), issue_commands.merge
-    ),
+    Command("review", ("审核",), committee, N_("/review C keep|remove (审核) — decide on a hidden comment"), issue_commands.review),
+    Command("withdraw", ("撤回",), resident, N_("/withdraw N (撤回) — withdraw your issue N"), issue_commands.withdraw),
+    Command("escalate", ("上报",), leader, N_("/escalate N (上报) — move issue N one scope up"), issue_commands.escalate),
+    Command("refer", ("转办",), committee, N_("/refer N BODY (转办) — refer issue N outside the community"), issue_commands.refer),
+    Command("merge", ("合并",), committee, N_("/merge N M (合并) — issue N duplicates M"), issue_commands.merge),
     Command("my", ("我的",), registered, N_("/my (我的) — your issues"), account.my),
     Command("cancel", ("取消",), anyone, N_("/cancel (取消) — leave the current dialog"), account.cancel),
 )
+# fmt: on
 
 BY_NAME = {c.name: c for c in COMMANDS}
 BY_ALIAS = {alias: c for c in COMMANDS for alias in c.aliases}

@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from bot.i18n import DEFAULT_LOCALE, Translator
 from flows import settings
 from flows.errors import Refused
 from flows.issues import require_registered
 from handlers.messages import Incoming
-from storage.models import Account, Person
+from storage.models import Account, DialogState, Household, Person, Scope
 
 
 @dataclass
@@ -25,6 +25,8 @@ class Ctx:
     now: datetime
     t: Translator
     default_timezone: str = "Asia/Shanghai"
+    # the account's dialog as loaded with the account (handlers/dialog.py keeps it current)
+    dialog: DialogState | None = None
 
     @property
     def registered(self) -> Person:
@@ -39,6 +41,29 @@ def locale_of(account: Account, person: Person | None, default: str = DEFAULT_LO
     return (person.locale if person and person.locale else None) or account.locale or default
 
 
+# built once: constructing a select with its loader options costs more than running it
+_SENDER = (
+    select(Account, Person, DialogState)
+    .outerjoin(Person, Person.id == Account.person_id)
+    .outerjoin(Household, Household.id == Person.household_id)
+    .outerjoin(Scope, Scope.id == Household.building_id)
+    .outerjoin(DialogState, DialogState.account_id == Account.id)
+    .options(contains_eager(Person.household).contains_eager(Household.building))
+    .where(Account.channel == bindparam("channel"), Account.external_id == bindparam("external_id"))
+)
+
+
+def load_sender(
+    session: Session, channel: str, external_id: str, now: datetime
+) -> tuple[Account, Person | None, DialogState | None]:
+    """The account, its person (with their home) and its dialog, in one query: every message needs them."""
+    row = session.execute(_SENDER, {"channel": channel, "external_id": external_id}).first()
+    if row is None:
+        return find_account(session, channel, external_id, now), None, None
+    account, person, state = row
+    return account, (None if person is None or person.moved_out else person), state
+
+
 def find_account(session: Session, channel: str, external_id: str, now: datetime) -> Account:
     account = session.scalar(
         select(Account).where(Account.channel == channel, Account.external_id == external_id)
@@ -51,7 +76,14 @@ def find_account(session: Session, channel: str, external_id: str, now: datetime
 
 
 def person_of(session: Session, account: Account) -> Person | None:
-    person = session.get(Person, account.person_id) if account.person_id else None
+    """The person behind an account, loaded with their home in one query."""
+    if account.person_id is None:
+        return None
+    person = session.scalar(
+        select(Person)
+        .where(Person.id == account.person_id)
+        .options(joinedload(Person.household).joinedload(Household.building))
+    )
     return None if person is None or person.moved_out else person
 
 

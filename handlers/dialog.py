@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete
-
 from flows.errors import Refused
 from handlers import format as fmt
 from handlers.context import Ctx
@@ -39,16 +37,17 @@ class Dialog:
 
 
 def load(ctx: Ctx) -> DialogState | None:
-    state = ctx.session.get(DialogState, ctx.account.id)
-    if state is not None and ctx.now >= state.expires_at:
-        ctx.session.delete(state)
-        ctx.session.flush()
-        return None
-    return state
+    """The account's current dialog (loaded with the message), dropped once it has expired."""
+    if ctx.dialog is not None and ctx.now >= ctx.dialog.expires_at:
+        clear(ctx)
+    return ctx.dialog
 
 
 def clear(ctx: Ctx) -> None:
-    ctx.session.execute(delete(DialogState).where(DialogState.account_id == ctx.account.id))
+    if ctx.dialog is not None:
+        ctx.session.delete(ctx.dialog)
+        ctx.session.flush()
+        ctx.dialog = None
 
 
 def start(ctx: Ctx, dialog: Dialog, data: dict | None = None) -> list[Reply]:

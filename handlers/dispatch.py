@@ -20,7 +20,7 @@ from flows.errors import Refused
 from handlers import dialog
 from handlers import format as fmt
 from handlers.commands import BY_ALIAS, BY_NAME, CANCEL, REFUSALS, Command
-from handlers.context import Ctx, find_account, locale_of, person_of
+from handlers.context import Ctx, load_sender, locale_of
 from handlers.messages import Incoming, Reply
 from handlers.raise_dialog import RAISE
 from storage.db import Database
@@ -86,10 +86,11 @@ class Dispatcher:
         try:
             with self.db.transaction() as session:
                 now = self.clock.now()
-                account = find_account(session, incoming.channel, incoming.account_id, now)
-                person = person_of(session, account)
+                account, person, state = load_sender(session, incoming.channel, incoming.account_id, now)
                 locale = locale_of(account, person, self.default_locale)
-                ctx = Ctx(session, account, person, incoming, now, Translator(locale), self.default_timezone)
+                ctx = Ctx(
+                    session, account, person, incoming, now, Translator(locale), self.default_timezone, state
+                )
                 return self._route(ctx, text)
         except Exception:
             log.exception("unexpected error handling %r", redact(incoming))

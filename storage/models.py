@@ -50,6 +50,9 @@ class Scope(Base):
     name: Mapped[str] = mapped_column(String(100))
     # the full path, e.g. 梧桐社区/东片区/东一网格/1栋 — ancestors are its prefixes
     path: Mapped[str] = mapped_column(String(500), unique=True)
+    # households under this scope with someone living there: kept by the register import,
+    # read by every support (the threshold), so not counted again each time
+    households: Mapped[int] = mapped_column(Integer, default=0)
 
     parent: Mapped[Scope | None] = relationship(remote_side="Scope.id", foreign_keys=[parent_id])
 

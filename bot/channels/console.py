@@ -77,7 +77,7 @@ class Console:
         if not name:
             self.account_id = UNBOUND
             t = self._t()
-            return Reply(t("Now speaking as the unbound console account."))
+            return Reply(t("Now speaking as this console's own account (bound only by /join)."))
         try:
             with self.app.db.transaction() as session:
                 person = people.find(session, name)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 15:26:58.177593
+Create Date: 2026-11-26 15:39:22.463972
 """
 
 from collections.abc import Sequence
@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("level", sa.String(length=16), nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("path", sa.String(length=500), nullable=False),
+        sa.Column("households", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["community_id"], ["scopes.id"], name=op.f("fk_scopes_community_id_scopes")),
         sa.ForeignKeyConstraint(["parent_id"], ["scopes.id"], name=op.f("fk_scopes_parent_id_scopes")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_scopes")),

@@ -1,0 +1,33 @@
+"""Run every benchmark and print a table: figure, target, ratio (above 1 meets the target)."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+from bench import dispatcher, similar, startup
+from bench.common import Result
+
+
+def main() -> int:
+    warnings.simplefilter("ignore")
+    results: list[Result] = []
+    for name, run in (("startup", startup.run), ("similar", similar.run), ("dispatcher", dispatcher.run)):
+        print(f"running {name} …", file=sys.stderr, flush=True)
+        out = run()
+        results += out if isinstance(out, list) else [out]
+    print(f"{'benchmark':42} {'figure':>10} {'unit':8} {'target':>8} {'ratio':>6}  note")
+    missed = []
+    for r in results:
+        target = "-" if r.target is None else ("≥" if r.higher_is_better else "≤") + f"{r.target:g}"
+        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
+        print(f"{r.name:42} {r.figure:10.2f} {r.unit:8} {target:>8} {ratio:>6}  {r.note}")
+        if r.ratio is not None and r.ratio < 1:
+            missed.append(r.name)
+    if missed:
+        print(f"targets missed: {', '.join(missed)}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
