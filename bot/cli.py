@@ -77,7 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(t(refusal.msgid, **refusal.params), file=sys.stderr)
         return 2
     except SchemaBehind as exc:
-        print(f"yishi: {exc}", file=sys.stderr)
+        print(
+            t(
+                "The database is at migration {current}; this version needs {head}. Run `yishi db upgrade` first.",
+                current=exc.current,
+                head=exc.head,
+            ),
+            file=sys.stderr,
+        )
         return 2
 
 

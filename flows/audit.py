@@ -40,10 +40,8 @@ _HEAD = select(AuditHead).where(AuditHead.id == 1).with_for_update()
 
 def _head(session: Session) -> AuditHead:
     head = session.scalar(_HEAD)
-    if head is None:
-        head = AuditHead(id=1, last_id=0, hash=GENESIS)
-        session.add(head)
-        session.flush()
+    if head is None:  # the first migration makes it; without it the chain cannot be kept
+        raise RuntimeError("the audit_head row is missing: the database was not made by `yishi db upgrade`")
     return head
 
 

@@ -16,6 +16,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 class SchemaBehind(RuntimeError):
     """The database is not at the newest migration; `yishi db upgrade` fixes it."""
 
+    def __init__(self, current: str | None, head: str | None) -> None:
+        super().__init__(
+            f"the database is at migration {current or 'none'}, the code needs {head}: run `yishi db upgrade`"
+        )
+        self.current, self.head = current or "-", head or "-"
+
 
 def alembic_config(url: str) -> Config:
     cfg = Config()
@@ -43,7 +49,4 @@ def current_revision(engine: Engine) -> str | None:
 def require_current(engine: Engine) -> None:
     current, head = current_revision(engine), head_revision()
     if current != head:
-        raise SchemaBehind(
-            f"the database is at migration {current or 'none (empty)'}, the code needs {head}: "
-            "run `yishi db upgrade` first"
-        )
+        raise SchemaBehind(current, head)

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from flows import register, textsense
+from flows import audit, register, textsense
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import Base
+from storage.models import AuditHead, Base
 from tests.harness import TestBot
 
 PG_ADMIN_URL = os.environ.get("YISHI_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -63,10 +63,12 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
-def _empty(db: Database) -> None:
+def empty_database(db: Database) -> None:
+    """Every table of a PostgreSQL test database emptied, the audit head row made again."""
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with db.engine.begin() as conn:
         conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        conn.execute(AuditHead.__table__.insert().values(id=1, last_id=0, hash=audit.GENESIS))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -78,7 +80,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         database = Database(f"sqlite:///{path}")
     else:
         database = Database(request.getfixturevalue("postgres_url"))
-        _empty(database)
+        empty_database(database)
     yield database
     database.dispose()
 

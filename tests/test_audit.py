@@ -14,8 +14,8 @@ from sqlalchemy import delete, select, update
 
 from flows import audit
 from storage.db import Database
-from storage.models import AuditHead, AuditLog, Base
-from tests.conftest import START
+from storage.models import AuditHead, AuditLog
+from tests.conftest import START, empty_database
 
 
 def append_rows(db: Database, n: int) -> None:
@@ -158,9 +158,7 @@ def test_appends_continue_the_chain_after_a_verify(db: Database) -> None:
 @pytest.fixture
 def pg(postgres_url: str) -> Iterator[Database]:
     database = Database(postgres_url)
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with database.engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    empty_database(database)
     yield database
     database.dispose()
 
