@@ -35,14 +35,10 @@ def _digest(prev_hash: str, row: AuditLog) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
-_HEAD = select(AuditHead).where(AuditHead.id == 1).with_for_update()
-
-
-def _head(session: Session) -> AuditHead:
-    head = session.scalar(_HEAD)
-    if head is None:  # the first migration makes it; without it the chain cannot be kept
-        raise RuntimeError("the audit_head row is missing: the database was not made by `yishi db upgrade`")
-    return head
+# built once, and on the tables (Core): building them and the ORM's bookkeeping cost more than the SQL
+_HEAD = select(AuditHead.last_id, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_INSERT = AuditLog.__table__.insert()
+_ADVANCE = AuditHead.__table__.update().where(AuditHead.__table__.c.id == 1)
 
 
 def append(
@@ -54,10 +50,14 @@ def append(
     actor_id: int | None = None,
     issue_id: int | None = None,
     detail: dict | None = None,
-) -> AuditLog:
-    head = _head(session)
+) -> int:
+    """Append a row under the head row's lock; its id. Core statements: no unit of work to flush."""
+    head = session.execute(_HEAD).one_or_none()
+    if head is None:  # the first migration makes it; without it the chain cannot be kept
+        raise RuntimeError("the audit_head row is missing: the database was not made by `yishi db upgrade`")
+    last_id, prev_hash = head
     row = AuditLog(
-        id=head.last_id + 1,
+        id=last_id + 1,
         # hashed as it will read back: UTC, to the second (a local time would not verify)
         at=at.astimezone(UTC).replace(microsecond=0),
         community_id=community_id,
@@ -65,13 +65,12 @@ def append(
         action=action,
         issue_id=issue_id,
         detail=detail or {},
-        prev_hash=head.hash,
-        hash="",
+        prev_hash=prev_hash,
     )
-    row.hash = _digest(head.hash, row)
-    session.add(row)
-    head.last_id, head.hash = row.id, row.hash
-    return row
+    row.hash = _digest(prev_hash, row)
+    session.execute(_INSERT, {c.key: getattr(row, c.key) for c in AuditLog.__table__.columns})
+    session.execute(_ADVANCE, {"last_id": row.id, "hash": row.hash})
+    return row.id
 
 
 def head_hash(session: Session) -> str:

@@ -25,6 +25,7 @@ _ISSUE = select(Issue).options(joinedload(Issue.scope)).where(Issue.id == bindpa
 _TALLY = select(func.count(Support.id), func.count(func.distinct(Support.household_id))).where(
     Support.issue_id == bindparam("id")
 )
+_ADD_SUPPORT = Support.__table__.insert()
 _SUPPORTED = select(Support.id).where(
     Support.issue_id == bindparam("issue"), Support.person_id == bindparam("person")
 )
@@ -139,6 +140,16 @@ def _reach_threshold(
     return True, t
 
 
+def _add_support(session: Session, issue_id: int, person: Person, now: datetime) -> None:
+    row = {
+        "issue_id": issue_id,
+        "person_id": person.id,
+        "household_id": person.household_id,
+        "created_at": now,
+    }
+    session.execute(_ADD_SUPPORT, row)
+
+
 # --- raise --------------------------------------------------------------------------------
 
 
@@ -147,7 +158,7 @@ def scope_choices(session: Session, person: Person) -> list[Scope]:
     return scopes.choices_for(session, person)
 
 
-def similar_open(session: Session, scope: Scope, title: str, details: str) -> list[Issue]:
+def similar_open(session: Session, scope: Scope, title: str, details: str) -> list[textsense.Match]:
     """Up to three open issues in this scope or above it that look like the same matter."""
     ids = [s.id for s in scopes.ancestors(session, scope)]
     return textsense.similar(session, f"{title} {details}", ids, lifecycle.SIMILAR_CANDIDATES)
@@ -185,10 +196,7 @@ def raise_issue(
         issue_id=issue.id,
         detail={"scope": scope.path, "title": title},
     )
-    session.add(
-        Support(issue_id=issue.id, person_id=author.id, household_id=author.household_id, created_at=now)
-    )
-    session.flush()
+    _add_support(session, issue.id, author, now)
     return issue, _reach_threshold(session, issue, now, author.id)[1]
 
 
@@ -212,9 +220,7 @@ def support(session: Session, person: Person, issue_id: int, now: datetime) -> t
     already = session.scalar(_SUPPORTED, {"issue": issue.id, "person": person.id})
     if already is not None:
         raise Refused("You already support issue #{n}.", n=issue.id)
-    session.add(
-        Support(issue_id=issue.id, person_id=person.id, household_id=person.household_id, created_at=now)
-    )
+    _add_support(session, issue.id, person, now)
     audit.append(
         session,
         at=now,
@@ -223,7 +229,6 @@ def support(session: Session, person: Person, issue_id: int, now: datetime) -> t
         actor_id=person.id,
         issue_id=issue.id,
     )
-    session.flush()
     opened, t = _reach_threshold(session, issue, now, person.id)
     return issue, t, opened
 

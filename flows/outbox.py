@@ -42,6 +42,9 @@ _LATEST_ACCOUNT = (
 )
 
 
+_QUEUE = Outbox.__table__.insert()
+
+
 def account_of(session: Session, person: Person) -> Account | None:
     """The account a person used last to bind: where the bot reaches them."""
     return session.scalar(_LATEST_ACCOUNT, {"person": person.id})
@@ -52,7 +55,14 @@ def notify(session: Session, person: Person, at: datetime, msgid: str, **params:
     account = account_of(session, person)
     if account is None:
         return False
-    session.add(Outbox(account_id=account.id, msgid=msgid, params=params, created_at=at, next_attempt_at=at))
+    row = {
+        "account_id": account.id,
+        "msgid": msgid,
+        "params": params,
+        "created_at": at,
+        "next_attempt_at": at,
+    }
+    session.execute(_QUEUE, row)
     return True
 
 

@@ -11,9 +11,9 @@ import re
 import threading
 import unicodedata
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from storage.models import Issue, IssueKeyword
@@ -184,6 +184,9 @@ def category(words: list[str]) -> str | None:
     return best
 
 
+_INDEX = IssueKeyword.__table__.insert()
+
+
 def index_issue(session: Session, issue: Issue) -> None:
     """Keywords, their count and a category hint for a new issue, and its rows in the index."""
     words = keywords(f"{issue.title} {issue.details}")
@@ -192,7 +195,27 @@ def index_issue(session: Session, issue: Issue) -> None:
     if issue.id is None:
         session.add(issue)
         session.flush()
-    session.add_all(IssueKeyword(issue_id=issue.id, word=w) for w in words)
+    if words:
+        session.execute(_INDEX, [{"issue_id": issue.id, "word": w} for w in words])
+
+
+class Match(NamedTuple):
+    id: int
+    title: str
+    score: float
+
+
+_SHARED = func.count(IssueKeyword.word).label("shared")
+_CANDIDATES = (
+    select(Issue.id, Issue.title, Issue.keyword_count, _SHARED)
+    .join(IssueKeyword, IssueKeyword.issue_id == Issue.id)
+    .where(IssueKeyword.word.in_(bindparam("words", expanding=True)))
+    .where(Issue.scope_id.in_(bindparam("scopes", expanding=True)))
+    .where(Issue.status.in_(bindparam("statuses", expanding=True)))
+    .group_by(Issue.id, Issue.title, Issue.keyword_count)
+    .order_by(_SHARED.desc(), Issue.id.desc())
+    .limit(bindparam("candidates"))
+)
 
 
 def similar(
@@ -202,26 +225,16 @@ def similar(
     statuses: frozenset[str],
     limit: int = 3,
     min_score: float = 0.25,
-) -> list[Issue]:
-    """Open issues in the given scopes whose keywords overlap the text's (cosine of the sets)."""
+) -> list[Match]:
+    """Issues in the given scopes and statuses whose keywords overlap the text's (cosine of the sets)."""
     words = keywords(text)
     if not words or not scope_ids:
         return []
-    shared = func.count(IssueKeyword.word).label("shared")
-    rows = session.execute(
-        select(Issue, shared)
-        .join(IssueKeyword, IssueKeyword.issue_id == Issue.id)
-        .where(IssueKeyword.word.in_(words))
-        .where(Issue.scope_id.in_(scope_ids))
-        .where(Issue.status.in_(statuses))
-        .group_by(Issue.id)
-        .order_by(shared.desc(), Issue.id.desc())
-        .limit(limit * 10)
-    ).all()
+    params = {"words": words, "scopes": scope_ids, "statuses": sorted(statuses), "candidates": limit * 10}
     scored = []
-    for issue, count in rows:
-        score = count / math.sqrt(len(words) * max(issue.keyword_count, 1))
+    for issue_id, title, count, shared in session.execute(_CANDIDATES, params):
+        score = shared / math.sqrt(len(words) * max(count, 1))
         if score >= min_score:
-            scored.append((score, issue.id, issue))
-    scored.sort(key=lambda s: (-s[0], -s[1]))
-    return [issue for _, _, issue in scored[:limit]]
+            scored.append(Match(issue_id, title, score))
+    scored.sort(key=lambda m: (-m.score, -m.id))
+    return scored[:limit]

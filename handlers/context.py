@@ -27,6 +27,8 @@ class Ctx:
     default_timezone: str = "Asia/Shanghai"
     # the account's dialog as loaded with the account (handlers/dialog.py keeps it current)
     dialog: DialogState | None = None
+    # a /command left a dialog: kept left even if the command is refused and its transaction undone
+    left_dialog: bool = False
 
     @property
     def registered(self) -> Person:

@@ -14,6 +14,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from sqlalchemy import delete
+
 from bot.clock import Clock
 from bot.i18n import DEFAULT_LOCALE, N_, Translator
 from flows.errors import Refused
@@ -24,6 +26,7 @@ from handlers.context import Ctx, load_sender, locale_of
 from handlers.messages import Incoming, Reply
 from handlers.raise_dialog import RAISE
 from storage.db import Database
+from storage.models import DialogState
 
 log = logging.getLogger("yishi.dispatch")
 
@@ -83,18 +86,30 @@ class Dispatcher:
     def handle(self, incoming: Incoming) -> list[Reply]:
         text = unicodedata.normalize("NFKC", incoming.payload or incoming.text or "").strip()
         locale = self.default_locale
+        ctx: Ctx | None = None
         try:
             with self.db.transaction() as session:
                 now = self.clock.now()
                 account, person, state = load_sender(session, incoming.channel, incoming.account_id, now)
+                account_id = account.id
                 locale = locale_of(account, person, self.default_locale)
                 ctx = Ctx(
                     session, account, person, incoming, now, Translator(locale), self.default_timezone, state
                 )
                 return self._route(ctx, text)
+        except Refused as refusal:
+            # a command said no and its whole transaction is undone; a dialog it interrupted stays left
+            assert ctx is not None
+            left = self._leave_dialog(ctx.t, account_id) if ctx.left_dialog else []
+            return [*left, Reply(fmt.refusal(ctx.t, refusal))]
         except Exception:
             log.exception("unexpected error handling %r", redact(incoming))
             return [Reply(Translator(locale)(APOLOGY))]
+
+    def _leave_dialog(self, t: Translator, account_id: int) -> list[Reply]:
+        with self.db.transaction() as session:
+            session.execute(delete(DialogState).where(DialogState.account_id == account_id))
+        return [Reply(t("(The previous dialog was cancelled.)"))]
 
     def _route(self, ctx: Ctx, text: str) -> list[Reply]:
         parsed = parse(text, ctx.incoming.is_group)
@@ -106,6 +121,7 @@ class Dispatcher:
                 return dialog.advance(ctx, DIALOGS[state.flow], state, text)
             if parsed is not None and parsed.command is not CANCEL:
                 dialog.clear(ctx)
+                ctx.left_dialog = True
                 replies.append(Reply(ctx.t("(The previous dialog was cancelled.)")))
         if parsed is None:
             if ctx.incoming.is_group or not text:
@@ -125,11 +141,4 @@ class Dispatcher:
             ]
         if not command.who(ctx):
             return [Reply(ctx.t(REFUSALS[command.who]))]
-        savepoint = ctx.session.begin_nested()
-        try:
-            replies = command.run(ctx, parsed.args)
-        except Refused as refusal:
-            savepoint.rollback()
-            return [Reply(fmt.refusal(ctx.t, refusal))]
-        savepoint.commit()
-        return replies
+        return command.run(ctx, parsed.args)

@@ -52,18 +52,19 @@ def _scope(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
     scope = ctx.session.get(Scope, int(chosen.payload.split(":")[1]))
     assert scope is not None
     data["scope_id"] = scope.id
-    data["similar"] = [i.id for i in flow.similar_open(ctx.session, scope, data["title"], data["details"])]
+    # kept with their titles: the confirm prompt and its answer need no query for them
+    data["similar"] = [
+        [i.id, i.title] for i in flow.similar_open(ctx.session, scope, data["title"], data["details"])
+    ]
     return "confirm", []
 
 
 def _confirm_options(ctx: Ctx, data: dict) -> list[Option]:
     options = [Option(ctx.t("Publish"), "publish")]
-    for issue_id in data.get("similar", []):
-        issue = ctx.session.get(Issue, issue_id)
-        if issue is not None:
-            options.append(
-                Option(ctx.t("Support #{id} {title}", id=issue.id, title=issue.title), f"support:{issue.id}")
-            )
+    for issue_id, title in data.get("similar", []):
+        options.append(
+            Option(ctx.t("Support #{id} {title}", id=issue_id, title=title), f"support:{issue_id}")
+        )
     return options
 
 

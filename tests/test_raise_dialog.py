@@ -146,3 +146,12 @@ def test_only_residents_raise(bot: TestBot) -> None:
     for who in ("周书记", "吴师傅", "林晓东"):
         assert "仅在居民名册中登记了住址的居民" in bot.say("/raise", as_=who)
     assert bot.count(DialogState) == 0
+
+
+def test_a_refused_command_inside_the_dialog_still_leaves_it(bot_en: TestBot) -> None:
+    bot_en.say("/as 欧阳明")
+    bot_en.say("/raise")
+    reply = bot_en.say("/support 99")
+    assert reply == "(The previous dialog was cancelled.)\nThere is no issue #99."
+    assert bot_en.count(DialogState) == 0
+    assert "I did not understand" in bot_en.say(LIFT)  # no longer an answer to the title step
