@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.i18n import translate
+from bot.i18n import Translator
 from flows import outbox
+from handlers import format as fmt
 from handlers.context import locale_of, person_of
 from handlers.dispatch import Dispatcher
 from storage.db import Database
@@ -27,7 +28,9 @@ class App:
 
     def render(self, session: Session, account: Account, msgid: str, params: dict) -> str:
         """An outbox message in its reader's language, decided when it is sent."""
-        return translate(locale_of(account, person_of(session, account), self.config.locale), msgid, **params)
+        return fmt.message(
+            Translator(locale_of(account, person_of(session, account), self.config.locale)), msgid, params
+        )
 
     def deliver(self, senders: Mapping[str, outbox.Send]) -> int:
         return outbox.deliver_due(self.db, self.clock.now(), senders, self.render)

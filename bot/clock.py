@@ -5,20 +5,8 @@ Production uses the system clock; the console and the tests move a clock of thei
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime, timedelta
-
-_DURATION = re.compile(r"^\s*(\d{1,4})\s*([mhdw])\s*$", re.IGNORECASE)
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(text: str) -> timedelta | None:
-    """`30m`, `12h`, `3d`, `2w` as a timedelta; None for anything else."""
-    m = _DURATION.match(text)
-    if not m:
-        return None
-    return timedelta(**{_UNITS[m.group(2).lower()]: int(m.group(1))})
 
 
 class Clock:

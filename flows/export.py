@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from flows import audit, scopes
+from flows import actions, audit, scopes, votes
 from flows.errors import Refused
-from storage.models import Comment, Issue, Scope, Support, Transition
+from storage.models import ActionItem, Comment, Issue, Poll, Scope, Support, Transition
 
 CSV_FIELDS = (
     "id", "title", "scope", "status", "major", "supports", "supporting_households",
@@ -90,9 +90,15 @@ def record(session: Session, community_name: str | None, now: datetime) -> dict:
                 "merged_into": issue.merged_into_id,
                 "referred_to": issue.referred_to,
                 "transitions": transitions.get(issue.id, []),
-                "polls": [],
-                "items": [],
-                "ratings": {"count": 0, "average": None},
+                "polls": [poll_record(session, p) for p in votes.polls_of(session, issue.id)],
+                "items": [item_record(i) for i in actions.items_of(session, issue.id)],
+                "ratings": dict(
+                    zip(
+                        ("count", "average"),
+                        actions.ratings_of(session, issue.id, issue.rating_round),
+                        strict=True,
+                    )
+                ),
             }
         )
     return {
@@ -100,6 +106,42 @@ def record(session: Session, community_name: str | None, now: datetime) -> dict:
         "generated_at": iso(now),
         "audit_head": audit.head_hash(session),
         "issues": out,
+    }
+
+
+def poll_record(session: Session, poll: Poll) -> dict:
+    hidden = poll.secret and poll.closed_at is None  # a secret poll's count is known only at its close
+    counted = votes.running_votes(session, poll) if poll.closed_at is None and not poll.secret else None
+    return {
+        "id": poll.id,
+        "kind": poll.kind,
+        "unit": poll.unit,
+        "secret": poll.secret,
+        "opens_at": iso(poll.opens_at),
+        "closes_at": iso(poll.closed_at or poll.closes_at),
+        "eligible": poll.eligible,
+        "turnout": poll.turnout if poll.closed_at else votes.turnout(session, poll),
+        "quorum_met": poll.quorum_met,
+        "options": [
+            {
+                "number": o.number,
+                "label": o.label,
+                "votes": None if hidden else (counted.get(o.number, 0) if counted is not None else o.votes),
+            }
+            for o in votes.options_of(session, poll)
+        ],
+        "outcome": poll.outcome,
+    }
+
+
+def item_record(item: ActionItem) -> dict:
+    return {
+        "id": item.id,
+        "title": item.title,
+        "owner_role": item.owner.roles,
+        "due": iso(item.due_at),
+        "progress": item.progress,
+        "done_at": iso(item.done_at),
     }
 
 

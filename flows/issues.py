@@ -364,15 +364,24 @@ def committee(session: Session, community_id: int) -> list[Person]:
 # --- moves by the author, leaders and the committee ----------------------------------------
 
 
-def _tell(
+def supporters(session: Session, issue: Issue) -> list[Person]:
+    """The author and the supporters still living in the register: who is told, and asked to rate."""
+    return list(
+        session.scalars(
+            select(Person)
+            .join(Support, Support.person_id == Person.id)
+            .where(Support.issue_id == issue.id, Person.moved_out.is_(False))
+            .order_by(Person.id)
+        )
+    )
+
+
+def tell(
     session: Session, issue: Issue, now: datetime, msgid: str, skip: int | None, **params: object
 ) -> None:
     """Notify the author and supporters of an issue (not the person who caused it)."""
-    people = session.scalars(
-        select(Person).join(Support, Support.person_id == Person.id).where(Support.issue_id == issue.id)
-    )
-    for person in people:
-        if person.id != skip and not person.moved_out:
+    for person in supporters(session, issue):
+        if person.id != skip:
             outbox.notify(session, person, now, msgid, id=issue.id, title=issue.title, **params)
 
 
@@ -387,7 +396,7 @@ def withdraw(session: Session, person: Person, issue_id: int, now: datetime) -> 
             "Issue #{n} is {status} and can no longer be withdrawn.", n=issue.id, status=issue.status
         )
     lifecycle.move(session, issue, "withdrawn", at=now, actor_id=person.id)
-    _tell(session, issue, now, "Issue #{id} {title} was withdrawn by its author.", skip=person.id)
+    tell(session, issue, now, "Issue #{id} {title} was withdrawn by its author.", skip=person.id)
     return issue
 
 
@@ -418,7 +427,7 @@ def escalate(session: Session, person: Person, issue_id: int, now: datetime) -> 
         detail={"from": before.path, "to": parent.path},
     )
     session.flush()
-    _tell(
+    tell(
         session,
         issue,
         now,
@@ -442,7 +451,7 @@ def refer(session: Session, person: Person, issue_id: int, body: str, now: datet
         )
     issue.referred_to = body
     lifecycle.move(session, issue, "referred", at=now, actor_id=person.id, detail={"to": body})
-    _tell(
+    tell(
         session,
         issue,
         now,
@@ -486,7 +495,7 @@ def merge(
         )
         moved += 1
     session.flush()
-    _tell(
+    tell(
         session,
         issue,
         now,

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from flows import counting
 from flows.errors import Refused
 from storage.models import Setting
 
@@ -34,6 +35,10 @@ def _int_between(lo: int, hi: int) -> Callable[[str], object]:
     return check
 
 
+def _fraction(value: str) -> str:
+    return str(counting.Rule.parse(value))
+
+
 def _timezone(value: str) -> str:
     try:
         ZoneInfo(value)
@@ -51,6 +56,11 @@ RULES: dict[str, Rule] = {
         Rule("support_minimum", "3", _int_between(1, 50), "the fewest supporting households"),
         Rule("support_window_days", "14", _int_between(1, 90), "days an issue may gather support"),
         Rule("report_hide_count", "3", _int_between(1, 50), "reports that hide a comment for review"),
+        Rule("quorum", ">1/2", _fraction, "turnout of the eligible for a valid vote (过半)"),
+        Rule("pass", ">1/2", _fraction, "share of those who voted that passes (过半数)"),
+        Rule("major_quorum", ">=2/3", _fraction, "turnout for a major matter (三分之二以上)"),
+        Rule("major_pass", ">=2/3", _fraction, "share that passes a major matter"),
+        Rule("vote_max_days", "60", _int_between(1, 365), "the longest a vote may stay open"),
     )
 }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows import audit, people, scopes
+from flows import actions, audit, people, scopes, votes
 from flows import issues as flow
 from flows.errors import Refused
 from handlers import dialog
@@ -113,6 +113,15 @@ def my(ctx: Ctx, args: str) -> list[Reply]:
     if backed:
         lines.append(ctx.t("Issues you support:"))
         lines += [fmt.line(ctx.t, i) for i in backed]
+    waiting = votes.waiting_for(ctx.session, person, ctx.now)
+    if waiting:
+        lines.append(ctx.t("Votes waiting for you:"))
+        lines += [fmt.line(ctx.t, issue) + f"  /vote {issue.id}" for issue, _ in waiting]
+    owned = actions.owned_by(ctx.session, person)
+    if owned:
+        tz = ctx.timezone(person.community_id)
+        lines.append(ctx.t("Your action items:"))
+        lines += [fmt.item_line(ctx.t, item, tz) for item in owned]
     return [Reply("\n".join(lines))]
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bot.i18n import N_
 from flows import scopes
-from handlers import account, issue_commands
+from handlers import account, decide_commands, issue_commands
 from handlers.context import Ctx
 from handlers.messages import Reply
 
@@ -40,6 +40,14 @@ def leader(ctx: Ctx) -> bool:
     )
 
 
+def building_leader(ctx: Ctx) -> bool:
+    return ctx.person is not None and "building_leader" in scopes.roles(ctx.person)
+
+
+def opener(ctx: Ctx) -> bool:
+    return ctx.person is not None and bool(scopes.roles(ctx.person) & {"building_leader", "committee"})
+
+
 def committee(ctx: Ctx) -> bool:
     return ctx.person is not None and "committee" in scopes.roles(ctx.person)
 
@@ -52,6 +60,8 @@ REFUSALS: dict[Who, str] = {
     resident: N_("Only residents with a home in the register can do this."),
     leader: N_("Only building leaders, grid workers and committee members can do this."),
     committee: N_("Only committee members can do this."),
+    building_leader: N_("Only building leaders can do this."),
+    opener: N_("Only building leaders and committee members can do this."),
 }
 
 
@@ -81,6 +91,15 @@ COMMANDS: tuple[Command, ...] = (
     Command("escalate", ("上报",), leader, N_("/escalate N (上报) — move issue N one scope up"), issue_commands.escalate),
     Command("refer", ("转办",), committee, N_("/refer N BODY (转办) — refer issue N outside the community"), issue_commands.refer),
     Command("merge", ("合并",), committee, N_("/merge N M (合并) — issue N duplicates M"), issue_commands.merge),
+    Command("major", ("重大",), committee, N_("/major N (重大) — flag issue N as a major matter before its vote"), decide_commands.major),
+    Command("openvote", ("发起表决",), opener, N_("/openvote N (发起表决) — open a vote on issue N"), decide_commands.openvote),
+    Command("vote", ("投票",), resident, N_("/vote N CHOICE… (投票) — vote with the numbers /issue N shows"), decide_commands.vote),
+    Command("proxyvote", ("代投",), building_leader, N_("/proxyvote N NAME CHOICE… (代投) — a ballot for a neighbour without a phone"), decide_commands.proxyvote),
+    Command("closevote", ("结束表决",), opener, N_("/closevote N (结束表决) — close the vote on issue N early"), decide_commands.closevote),
+    Command("task", ("派单",), committee, N_("/task N OWNER DUE TITLE (派单) — an action item on a passed issue"), decide_commands.task),
+    Command("progress", ("进展",), registered, N_("/progress T PCT TEXT (进展) — progress on your action item T"), decide_commands.progress),
+    Command("done", ("完成",), registered, N_("/done T (完成) — your action item T is done"), decide_commands.done),
+    Command("rate", ("评价",), resident, N_("/rate N 1-5 [WHY] (评价) — is the matter of issue N settled?"), decide_commands.rate),
     Command("my", ("我的",), registered, N_("/my (我的) — your issues"), account.my),
     Command("cancel", ("取消",), anyone, N_("/cancel (取消) — leave the current dialog"), account.cancel),
 )

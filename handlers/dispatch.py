@@ -25,12 +25,13 @@ from handlers.commands import BY_ALIAS, BY_NAME, CANCEL, REFUSALS, Command
 from handlers.context import Ctx, load_sender, locale_of
 from handlers.messages import Incoming, Reply
 from handlers.raise_dialog import RAISE
+from handlers.vote_dialog import OPEN_VOTE
 from storage.db import Database
 from storage.models import DialogState
 
 log = logging.getLogger("yishi.dispatch")
 
-DIALOGS = {d.name: d for d in (RAISE,)}
+DIALOGS = {d.name: d for d in (RAISE, OPEN_VOTE)}
 SECRET_COMMANDS = ("/vote", "投票", "/proxyvote", "代投")
 _SLASH = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
 APOLOGY = N_("Sorry, something went wrong on our side and nothing was changed. Please try again later.")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from sqlalchemy.orm import Session
 
 from bot.i18n import N_, Translator
+from flows import actions, counting, people, votes
 from flows import issues as flow
-from flows import people
 from flows.errors import Refused
-from storage.models import Issue, Scope
+from flows.when import local
+from storage.models import ActionItem, Issue, Poll, Scope
 
 STATUS_NAMES = {
     "raised": N_("raised, gathering support"),
@@ -41,12 +40,15 @@ def status(t: Translator, code: str) -> str:
     return t(STATUS_NAMES[code])
 
 
-def refusal(t: Translator, refused: Refused) -> str:
-    """A refusal in the reader's language; a `status` parameter is shown by its name."""
-    params = dict(refused.params)
+def message(t: Translator, msgid: str, params: dict) -> str:
+    """A refusal or a queued message in the reader's language; a `status` parameter shown by its name."""
     if params.get("status") in STATUS_NAMES:
-        params["status"] = status(t, str(params["status"]))
-    return t(refused.msgid, **params)
+        params = {**params, "status": status(t, str(params["status"]))}
+    return t(msgid, **params)
+
+
+def refusal(t: Translator, refused: Refused) -> str:
+    return message(t, refused.msgid, refused.params)
 
 
 def scope_choice(t: Translator, scope: Scope) -> str:
@@ -61,10 +63,6 @@ def line(t: Translator, issue: Issue) -> str:
         status=status(t, issue.status),
         scope=issue.scope.name,
     )
-
-
-def local(at, tz: str) -> str:  # type: ignore[no-untyped-def]
-    return at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
 
 
 def view(session: Session, t: Translator, issue: Issue, tz: str) -> str:
@@ -88,8 +86,136 @@ def view(session: Session, t: Translator, issue: Issue, tz: str) -> str:
     if issue.referred_to:
         parts.append(t("Referred to {body}", body=issue.referred_to))
     parts += ["", issue.details]
+    for poll in votes.polls_of(session, issue.id):
+        parts += ["", *poll_lines(session, t, issue, poll, tz)]
+    items = actions.items_of(session, issue.id)
+    if items:
+        parts += ["", *(item_line(t, item, tz) for item in items)]
+    if issue.rating_round:
+        count, average = actions.ratings_of(session, issue.id, issue.rating_round)
+        parts.append(
+            t(
+                "Ratings: {count}, average {average}",
+                count=count,
+                average=average if average is not None else "-",
+            )
+        )
     comments = flow.comments_of(session, issue)
     if comments:
         parts += ["", t("Comments ({n}):", n=len(comments))]
         parts += [f"C{c.id} {people.label(session, c.person)}: {c.text}" for c in comments]
     return "\n".join(parts)
+
+
+# --- votes, items and ratings -------------------------------------------------------------------
+
+KIND_NAMES = {
+    "approve": N_("Agree / disagree / abstain"),
+    "single": N_("One option (single choice)"),
+    "multiple": N_("Several options (multiple choice)"),
+}
+APPROVE_NAMES = {1: N_("agree"), 2: N_("disagree"), 3: N_("abstain")}
+UNIT_CHOICES = {
+    "household": N_("Per household (one vote per home)"),
+    "person": N_("Per person (one vote each)"),
+}
+UNIT_NAMES = {
+    "household": N_("One vote per home; {n} homes may vote"),
+    "person": N_("One vote per person; {n} people may vote"),
+}
+BALLOT_NAMES = {
+    True: N_("Ballots: anonymous, final once cast"),
+    False: N_("Ballots: named, changeable until the close"),
+}
+RULE_WORDS = {True: N_("more than {fraction}"), False: N_("at least {fraction}")}
+BAR = "█"
+
+
+def option_label(t: Translator, kind: str, number: int, label: str) -> str:
+    return t(APPROVE_NAMES[number]) if kind == "approve" and number in APPROVE_NAMES else label
+
+
+def rule_words(t: Translator, rule: str) -> str:
+    parsed = counting.Rule.parse(rule)
+    return t(RULE_WORDS[parsed.strict], fraction=f"{parsed.num}/{parsed.den}")
+
+
+def rules_text(
+    t: Translator, kind: str, quorum: str, passing: str, eligible: int, k: int, major: bool
+) -> str:
+    lines = [t("A major matter (重大事项).")] if major else []
+    least = counting.Rule.parse(quorum).least(eligible)
+    lines.append(
+        t(
+            "Valid when {rule} of the {n} take part (at least {least}).",
+            rule=rule_words(t, quorum),
+            n=eligible,
+            least=least,
+        )
+    )
+    share = rule_words(t, passing)
+    if kind == "approve":
+        lines.append(
+            t("Passes when {rule} of those taking part agree; abstaining counts against.", rule=share)
+        )
+    elif kind == "single":
+        lines.append(
+            t("The leading option wins if strictly ahead with {rule} of those taking part.", rule=share)
+        )
+    else:
+        lines.append(
+            t(
+                "Each option with {rule} of those taking part is adopted, at most {k}, most first.",
+                rule=share,
+                k=k,
+            )
+        )
+    return "\n".join(lines)
+
+
+def poll_lines(session: Session, t: Translator, issue: Issue, poll: Poll, tz: str) -> list[str]:
+    kind = t(KIND_NAMES[poll.kind])
+    if poll.closed_at is None:
+        head = t("Vote ({kind}): open until {time}", kind=kind, time=local(poll.closes_at, tz))
+        turnout = votes.turnout(session, poll)
+        counts = None if poll.secret else votes.running_votes(session, poll)
+    else:
+        head = t("Vote ({kind}): closed {time}", kind=kind, time=local(poll.closed_at, tz))
+        turnout = poll.turnout or 0
+        counts = {o.number: o.votes for o in votes.options_of(session, poll)}
+    lines = [head, t(BALLOT_NAMES[poll.secret]), t(UNIT_NAMES[poll.unit], n=poll.eligible)]
+    lines.append(t("Turnout: {turnout} of {eligible}", turnout=turnout, eligible=poll.eligible))
+    for option in votes.options_of(session, poll):
+        label = option_label(t, poll.kind, option.number, option.label)
+        if counts is None:
+            lines.append(f"[{option.number}] {label}")
+            continue
+        v = counts.get(option.number, 0)
+        bar = BAR * round(10 * v / turnout) if turnout else ""
+        mark = " ✓" if option.adopted else ""
+        lines.append(f"[{option.number}] {label} — {v} {bar}{mark}")
+    if poll.closed_at is None:
+        lines.append(t("Vote with /vote {id} NUMBER (at most {k}).", id=issue.id, k=poll.max_choices))
+    else:
+        lines.append(
+            t(
+                "Result: {status}; quorum {met}.",
+                status=status(t, poll.outcome or "rejected"),
+                met=t("met") if poll.quorum_met else t("not met"),
+            )
+        )
+    return lines
+
+
+def item_line(t: Translator, item: ActionItem, tz: str) -> str:
+    if item.done_at is not None:
+        return t(
+            "Action item #{item}: {title} — done {date}",
+            item=item.id,
+            title=item.title,
+            date=local(item.done_at, tz),
+        )
+    return t(
+        "Action item #{item}: {title} — {owner}, due {due}, {pct}% done",
+        item=item.id, title=item.title, owner=item.owner.name, due=local(item.due_at, tz), pct=item.progress,
+    )  # fmt: skip

@@ -148,6 +148,9 @@ class Issue(Base):
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id"))
     referred_to: Mapped[str | None] = mapped_column(String(100))
     keyword_count: Mapped[int] = mapped_column(Integer, default=0)
+    # how many times the issue was done: the ratings of the latest round give the verdict
+    rating_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     scope: Mapped[Scope] = relationship(foreign_keys=[scope_id])
     author: Mapped[Person] = relationship()
@@ -262,3 +265,122 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     last_id: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Poll(Base):
+    """A bot-managed vote on an issue. Its rules and eligible units are fixed when it opens."""
+
+    __tablename__ = "polls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id"), index=True)
+    scope_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"))
+    opener_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # approve | single | multiple
+    max_choices: Mapped[int] = mapped_column(Integer, default=1)
+    unit: Mapped[str] = mapped_column(String(16))  # person | household
+    secret: Mapped[bool] = mapped_column(Boolean, default=False)
+    major: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the community's counting rules when it opened, e.g. {"quorum": ">1/2", "pass": ">1/2"}
+    rules: Mapped[dict] = mapped_column(JSON, default=dict)
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    eligible: Mapped[int] = mapped_column(Integer, default=0)
+    turnout: Mapped[int | None] = mapped_column(Integer)
+    quorum_met: Mapped[bool | None] = mapped_column(Boolean)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+
+
+class PollOption(Base):
+    """A choice; `votes` is the running tally of a secret poll, and every poll's count once closed."""
+
+    __tablename__ = "poll_options"
+    __table_args__ = (UniqueConstraint("poll_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    poll_id: Mapped[int] = mapped_column(ForeignKey("polls.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(100))
+    votes: Mapped[int] = mapped_column(Integer, default=0)
+    adopted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Eligible(Base):
+    """A unit (a person, or a household) that may vote in a poll: fixed when it opens."""
+
+    __tablename__ = "eligible"
+
+    poll_id: Mapped[int] = mapped_column(ForeignKey("polls.id"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class Ballot(Base):
+    """An open poll's ballot: one per unit, changeable by its voter until the close."""
+
+    __tablename__ = "ballots"
+    __table_args__ = (UniqueConstraint("poll_id", "unit_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    poll_id: Mapped[int] = mapped_column(ForeignKey("polls.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(Integer)
+    voter_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    proxy_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    choices: Mapped[list] = mapped_column(JSON)
+    cast_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Participation(Base):
+    """That a unit took part in a secret poll, and nothing of what it chose."""
+
+    __tablename__ = "participations"
+    __table_args__ = (UniqueConstraint("poll_id", "unit_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    poll_id: Mapped[int] = mapped_column(ForeignKey("polls.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(Integer)
+    voter_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+
+
+class ActionItem(Base):
+    """A task that carries out a decision (居民办): an owner, a due time, progress."""
+
+    __tablename__ = "action_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    creator_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    title: Mapped[str] = mapped_column(String(100))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    owner: Mapped[Person] = relationship(foreign_keys=[owner_id])
+
+
+class ItemUpdate(Base):
+    __tablename__ = "item_updates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("action_items.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    progress: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Rating(Base):
+    """Satisfaction (1–5) with a done issue; `round` counts the times the issue was done."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (UniqueConstraint("issue_id", "round", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id"), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    score: Mapped[int] = mapped_column(Integer)
+    why: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

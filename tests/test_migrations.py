@@ -15,12 +15,14 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from bot.app import App
 from bot.config import Config
 from flows import register
 from storage.db import Database
 from storage.migrate import (
+    MIGRATIONS,
     SchemaBehind,
     alembic_config,
     current_revision,
@@ -67,9 +69,10 @@ def schema_diff(db: Database) -> list:
         return compare_metadata(context, Base.metadata)
 
 
-def test_the_newest_migration_is_known() -> None:
-    head = head_revision()
-    assert head is not None and head == "0001"
+def test_the_migrations_form_one_line_to_the_newest() -> None:
+    script = ScriptDirectory(str(MIGRATIONS))
+    assert [r.revision for r in script.walk_revisions()] == ["0002", "0001"]
+    assert head_revision() == "0002"
 
 
 def test_empty_to_head(empty: Database) -> None:

@@ -14,10 +14,11 @@ from typing import TextIO
 from sqlalchemy import select
 
 from bot.app import App
-from bot.clock import MovableClock, parse_duration
+from bot.clock import MovableClock
 from bot.i18n import Translator
 from flows import people
 from flows.errors import Refused
+from flows.when import parse_duration
 from handlers import format as fmt
 from handlers.context import find_account, locale_of, person_of
 from handlers.messages import Incoming, Reply

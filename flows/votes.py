@@ -1,0 +1,404 @@
+"""Decide (居民定): bot-managed polls, their eligible units, ballots, and the count at the close.
+
+Eligibility is fixed when a poll opens: the people (or households) living in its scope
+then, with or without a chat account. An open poll keeps one changeable ballot per unit;
+a secret poll keeps only that a unit took part and per-option tallies, incremented in
+the same transaction, so nothing stored links a person to a choice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from flows import audit, counting, lifecycle, outbox, people, scopes, settings
+from flows import issues as issue_flow
+from flows.errors import Refused
+from flows.when import local
+from storage.models import (
+    Ballot,
+    Eligible,
+    Household,
+    Issue,
+    Participation,
+    Person,
+    Poll,
+    PollOption,
+    Scope,
+)
+
+KINDS = ("approve", "single", "multiple")
+UNITS = ("household", "person")
+APPROVE = ("同意", "反对", "弃权")
+OPENERS = ("building_leader", "committee")
+OPTION_MAX = 20
+LABEL_MAX = 100
+
+
+def open_poll_of(session: Session, issue: Issue) -> Poll | None:
+    return session.scalar(select(Poll).where(Poll.issue_id == issue.id, Poll.closed_at.is_(None)))
+
+
+def polls_of(session: Session, issue_id: int) -> list[Poll]:
+    return list(session.scalars(select(Poll).where(Poll.issue_id == issue_id).order_by(Poll.id)))
+
+
+def options_of(session: Session, poll: Poll) -> list[PollOption]:
+    return list(
+        session.scalars(select(PollOption).where(PollOption.poll_id == poll.id).order_by(PollOption.number))
+    )
+
+
+def rules_of(session: Session, community_id: int) -> dict[str, str]:
+    return {key: str(settings.get(session, community_id, key)) for key in counting.DEFAULT_RULES}
+
+
+# --- opening ----------------------------------------------------------------------------------
+
+
+def check_opener(session: Session, person: Person, issue: Issue) -> None:
+    """Refuses unless the person may open a vote on the issue now."""
+    if not scopes.leads(session, person, issue.scope, OPENERS):
+        raise Refused(
+            "Only the building's leader or the committee can open a vote on issue #{n}.", n=issue.id
+        )
+    if issue.status not in ("discussing", "rejected", "no_quorum"):
+        raise Refused(
+            "Issue #{n} is {status}; a vote opens on an issue in discussion.", n=issue.id, status=issue.status
+        )
+
+
+def eligible_units(session: Session, scope: Scope, unit: str) -> list[int]:
+    """The ids of the people, or households, living in the scope now (moved-out people are not)."""
+    column = Person.id if unit == "person" else Person.household_id
+    return list(
+        session.scalars(
+            select(column)
+            .distinct()
+            .join(Household, Household.id == Person.household_id)
+            .join(Scope, Scope.id == Household.building_id)
+            .where((Scope.path == scope.path) | Scope.path.startswith(scope.path + "/", autoescape=True))
+            .where(Person.moved_out.is_(False))
+            .order_by(column)
+        )
+    )
+
+
+def clean_options(kind: str, text: str) -> list[str]:
+    if kind == "approve":
+        return list(APPROVE)
+    labels = [" ".join(p.split()) for p in text.replace("；", ";").split(";")]
+    labels = [label for label in labels if label]
+    if len(labels) < 2:
+        raise Refused("Give at least two options, separated by ;")
+    if len(labels) > OPTION_MAX or any(len(label) > LABEL_MAX for label in labels):
+        raise Refused("At most {n} options of at most {m} characters each.", n=OPTION_MAX, m=LABEL_MAX)
+    if len(set(labels)) != len(labels):
+        raise Refused("Two options have the same text.")
+    return labels
+
+
+def check_closing(session: Session, issue: Issue, closes_at: datetime, now: datetime) -> None:
+    longest = settings.get_int(session, issue.community_id, "vote_max_days")
+    if closes_at <= now:
+        raise Refused("That time has already passed.")
+    if closes_at > now + timedelta(days=longest):
+        raise Refused("A vote may stay open at most {n} days.", n=longest)
+
+
+def open_poll(
+    session: Session,
+    opener: Person,
+    issue: Issue,
+    *,
+    kind: str,
+    labels: list[str],
+    k: int,
+    closes_at: datetime,
+    secret: bool,
+    unit: str,
+    now: datetime,
+    tz: str,
+) -> Poll:
+    check_opener(session, opener, issue)
+    check_closing(session, issue, closes_at, now)
+    units = eligible_units(session, issue.scope, unit)
+    if not units:
+        raise Refused(
+            "Nobody in {scope} may vote: a vote cannot open without eligible voters.", scope=issue.scope.path
+        )
+    poll = Poll(
+        issue_id=issue.id, scope_id=issue.scope_id, opener_id=opener.id, kind=kind, unit=unit, secret=secret,
+        max_choices=k if kind == "multiple" else 1, major=issue.major, rules=rules_of(session, issue.community_id),
+        opens_at=now, closes_at=closes_at, eligible=len(units),
+    )  # fmt: skip
+    session.add(poll)
+    session.flush()
+    session.execute(
+        PollOption.__table__.insert(),
+        [
+            {"poll_id": poll.id, "number": n, "label": label, "votes": 0, "adopted": False}
+            for n, label in enumerate(labels, 1)
+        ],
+    )
+    session.execute(Eligible.__table__.insert(), [{"poll_id": poll.id, "unit_id": u} for u in units])
+    lifecycle.move(
+        session, issue, "voting", at=now, actor_id=opener.id,
+        detail={"poll": poll.id, "kind": kind, "unit": unit, "secret": secret, "eligible": len(units)},
+    )  # fmt: skip
+    for person in voters(session, poll):
+        outbox.notify(
+            session, person, now,
+            "A vote has opened on issue #{id} {title}; it closes at {closes}. /issue {id} shows the choices, /vote {id} CHOICE votes.",
+            id=issue.id, title=issue.title, closes=local(closes_at, tz),
+        )  # fmt: skip
+    return poll
+
+
+def voters(session: Session, poll: Poll) -> list[Person]:
+    """Everyone who may cast a ballot in the poll (for a household poll, every member)."""
+    column = Person.id if poll.unit == "person" else Person.household_id
+    return list(
+        session.scalars(
+            select(Person)
+            .join(Eligible, Eligible.unit_id == column)
+            .where(Eligible.poll_id == poll.id, Person.moved_out.is_(False))
+            .order_by(Person.id)
+        )
+    )
+
+
+# --- voting -----------------------------------------------------------------------------------
+
+
+def parse_choices(words: list[str], poll: Poll, count: int) -> list[int]:
+    numbers = []
+    for word in words:
+        if not word.isdigit() or not 1 <= int(word) <= count:
+            raise Refused(
+                "{value} is not a choice: use the numbers 1–{n} that /issue shows.", value=word, n=count
+            )
+        numbers.append(int(word))
+    if not numbers:
+        raise Refused("Say which choice, by its number.")
+    if len(set(numbers)) != len(numbers):
+        raise Refused("Each choice only once, please.")
+    limit = poll.max_choices if poll.kind == "multiple" else 1
+    if len(numbers) > limit:
+        raise Refused("This vote takes at most {n} choices.", n=limit)
+    return sorted(numbers)
+
+
+_ELIGIBLE = select(Eligible.unit_id).where(
+    Eligible.poll_id == bindparam("poll"), Eligible.unit_id == bindparam("unit")
+)
+
+
+def _live_poll(session: Session, issue: Issue, now: datetime) -> Poll:
+    poll = open_poll_of(session, issue)
+    if poll is None:
+        raise Refused("There is no open vote on issue #{n}.", n=issue.id)
+    if now >= poll.closes_at:
+        raise Refused("The vote on issue #{n} has closed.", n=issue.id)
+    return poll
+
+
+def vote(
+    session: Session,
+    voter: Person,
+    issue_id: int,
+    words: list[str],
+    now: datetime,
+    proxy: Person | None = None,
+) -> tuple[Poll, list[int], bool]:
+    """Record a ballot; the poll, the choices, and whether an earlier open ballot was changed."""
+    issue = issue_flow.get_issue(session, proxy or voter, issue_id)
+    poll = _live_poll(session, issue, now)
+    choices = parse_choices(words, poll, len(options_of(session, poll)))
+    unit = voter.id if poll.unit == "person" else voter.household_id
+    if unit is None or session.scalar(_ELIGIBLE, {"poll": poll.id, "unit": unit}) is None:
+        raise Refused("{name} is not eligible in the vote on issue #{n}.", name=voter.name, n=issue.id)
+    try:
+        changed = (
+            _secret_ballot(session, poll, unit, voter, choices)
+            if poll.secret
+            else _open_ballot(session, poll, unit, voter, choices, proxy, now)
+        )
+    except IntegrityError:  # a second ballot of the unit raced this one and won
+        raise Refused("Your household has already voted on issue #{n}.", n=issue.id) from None
+    detail: dict = {"poll": poll.id}
+    if not poll.secret:
+        detail |= {"choices": choices, "changed": changed} | ({"proxy_for": voter.id} if proxy else {})
+    audit.append(
+        session, at=now, action="proxy vote" if proxy else "vote", community_id=issue.community_id,
+        actor_id=(proxy or voter).id, issue_id=issue.id, detail=detail,
+    )  # fmt: skip
+    return poll, choices, changed
+
+
+def _secret_ballot(session: Session, poll: Poll, unit: int, voter: Person, choices: list[int]) -> bool:
+    taken = session.scalar(
+        select(Participation.id).where(Participation.poll_id == poll.id, Participation.unit_id == unit)
+    )
+    if taken is not None:
+        if poll.unit == "household":
+            raise Refused("Your household has already voted; a secret ballot is final.")
+        raise Refused("You have already voted; a secret ballot is final.")
+    session.execute(
+        Participation.__table__.insert(), {"poll_id": poll.id, "unit_id": unit, "voter_id": voter.id}
+    )
+    session.execute(
+        update(PollOption)
+        .where(PollOption.poll_id == poll.id, PollOption.number.in_(choices))
+        .values(votes=PollOption.votes + 1)
+    )
+    return False
+
+
+def _open_ballot(
+    session: Session,
+    poll: Poll,
+    unit: int,
+    voter: Person,
+    choices: list[int],
+    proxy: Person | None,
+    now: datetime,
+) -> bool:
+    ballot = session.scalar(select(Ballot).where(Ballot.poll_id == poll.id, Ballot.unit_id == unit))
+    if ballot is None:
+        session.execute(
+            Ballot.__table__.insert(),
+            {"poll_id": poll.id, "unit_id": unit, "voter_id": voter.id, "proxy_id": proxy.id if proxy else None,
+             "choices": choices, "cast_at": now},
+        )  # fmt: skip
+        session.flush()
+        return False
+    if ballot.voter_id != voter.id:
+        raise Refused("Your household has already voted; only the member who voted can change it.")
+    ballot.choices, ballot.cast_at, ballot.proxy_id = choices, now, proxy.id if proxy else None
+    return True
+
+
+def proxy_vote(
+    session: Session, leader: Person, issue_id: int, name: str, words: list[str], now: datetime
+) -> tuple[Person, Poll]:
+    voter = people.find(session, name, leader.community_id)
+    home = scopes.home(session, voter)
+    if home is None or not scopes.leads(session, leader, home, ("building_leader",)):
+        raise Refused("You can enter ballots only for residents of your own building.")
+    issue = issue_flow.get_issue(session, leader, issue_id)
+    poll = _live_poll(session, issue, now)
+    if poll.secret:
+        raise Refused("A secret ballot cannot be entered for someone else.")
+    vote(session, voter, issue_id, words, now, proxy=leader)
+    return voter, poll
+
+
+# --- counting at the close ----------------------------------------------------------------------
+
+
+def turnout(session: Session, poll: Poll) -> int:
+    table = Participation if poll.secret else Ballot
+    return session.scalar(select(func.count(table.id)).where(table.poll_id == poll.id)) or 0
+
+
+def running_votes(session: Session, poll: Poll) -> dict[int, int]:
+    """Each option's votes so far; an open poll's ballots are public, a secret poll's are not shown."""
+    counts: Counter[int] = Counter()
+    for choices in session.scalars(select(Ballot.choices).where(Ballot.poll_id == poll.id)):
+        counts.update(choices)
+    return counts
+
+
+def close(session: Session, poll: Poll, now: datetime, actor_id: int | None) -> counting.Result:
+    """Count the poll once, record the outcome, move the issue and tell the eligible."""
+    issue = session.get(Issue, poll.issue_id)
+    assert issue is not None
+    options = options_of(session, poll)
+    if not poll.secret:
+        counted = running_votes(session, poll)
+        for option in options:
+            option.votes = counted.get(option.number, 0)
+    votes = {o.number: o.votes for o in options}
+    poll.turnout = turnout(session, poll)
+    result = counting.decide(
+        poll.kind, poll.eligible, poll.turnout, votes, poll.rules, poll.major, poll.max_choices
+    )
+    poll.closed_at, poll.quorum_met, poll.outcome = now, result.quorum_met, result.outcome
+    for option in options:
+        option.adopted = option.number in result.adopted
+    lifecycle.move(
+        session, issue, result.outcome, at=now, actor_id=actor_id,
+        detail={"poll": poll.id, "eligible": poll.eligible, "turnout": poll.turnout, "votes": votes},
+    )  # fmt: skip
+    for person in voters(session, poll):
+        outbox.notify(
+            session, person, now, "The vote on issue #{id} {title} has closed: {status}. /issue {id} shows the count.",
+            id=issue.id, title=issue.title, status=result.outcome,
+        )  # fmt: skip
+    return result
+
+
+def close_early(session: Session, person: Person, issue_id: int, now: datetime) -> Poll:
+    issue = issue_flow.get_issue(session, person, issue_id)
+    poll = open_poll_of(session, issue)
+    if poll is None:
+        raise Refused("There is no open vote on issue #{n}.", n=issue.id)
+    if poll.opener_id != person.id and not scopes.leads(session, person, issue.scope, ("committee",)):
+        raise Refused("Only the person who opened the vote or the committee can close it early.")
+    close(session, poll, now, person.id)
+    return poll
+
+
+def flag_major(session: Session, person: Person, issue_id: int, now: datetime) -> Issue:
+    issue = issue_flow.get_issue(session, person, issue_id)
+    if not scopes.leads(session, person, issue.scope, ("committee",)):
+        raise Refused("Only committee members can flag a major matter.")
+    if issue.status not in ("raised", "discussing", "rejected", "no_quorum"):
+        raise Refused(
+            "Issue #{n} is {status}; flag it before its vote opens.", n=issue.id, status=issue.status
+        )
+    if issue.major:
+        raise Refused("Issue #{n} is already flagged as a major matter.", n=issue.id)
+    issue.major = True
+    audit.append(
+        session,
+        at=now,
+        action="major",
+        community_id=issue.community_id,
+        actor_id=person.id,
+        issue_id=issue.id,
+    )
+    return issue
+
+
+def waiting_for(session: Session, person: Person, now: datetime) -> list[tuple[Issue, Poll]]:
+    """Open polls where the person's unit may vote and has not."""
+    units = [
+        (poll_unit, unit)
+        for poll_unit, unit in (("person", person.id), ("household", person.household_id))
+        if unit
+    ]
+    found = []
+    for poll_unit, unit in units:
+        rows = session.execute(
+            select(Issue, Poll)
+            .join(Poll, Poll.issue_id == Issue.id)
+            .join(Eligible, Eligible.poll_id == Poll.id)
+            .where(
+                Poll.closed_at.is_(None),
+                Poll.closes_at > now,
+                Poll.unit == poll_unit,
+                Eligible.unit_id == unit,
+            )
+        ).all()
+        for issue, poll in rows:
+            table = Participation if poll.secret else Ballot
+            voted = session.scalar(select(table.id).where(table.poll_id == poll.id, table.unit_id == unit))
+            if voted is None:
+                found.append((issue, poll))
+    return found
