@@ -100,7 +100,7 @@ def progress(
         session,
         issue,
         now,
-        "Action item #{item} of issue #{id} {title} is {pct}% done: {text}",
+        "Action item #{item} of issue #{id} {title}: progress {pct}%, {text}",
         person.id,
         item=item.id,
         pct=item.progress,

@@ -228,8 +228,11 @@ def vote(
             if poll.secret
             else _open_ballot(session, poll, unit, voter, choices, proxy, now)
         )
-    except IntegrityError:  # a second ballot of the unit raced this one and won
-        raise Refused("Your household has already voted on issue #{n}.", n=issue.id) from None
+    except IntegrityError:  # another ballot of the same unit was recorded at the same moment and won
+        raise Refused(
+            "A ballot for you or your household was recorded at the same moment; /issue {n} shows the vote.",
+            n=issue.id,
+        ) from None
     detail: dict = {"poll": poll.id}
     if not poll.secret:
         detail |= {"choices": choices, "changed": changed} | ({"proxy_for": voter.id} if proxy else {})

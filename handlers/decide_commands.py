@@ -125,7 +125,7 @@ def progress(ctx: Ctx, args: str) -> list[Reply]:
     if len(pieces) != 3:
         raise Refused("Usage: {usage}", usage="/progress T PCT TEXT")
     item = actions.progress(ctx.session, ctx.registered, _item_id(pieces[0]), pieces[1], pieces[2], ctx.now)
-    return [Reply(ctx.t("Action item #{item} is {pct}% done.", item=item.id, pct=item.progress))]
+    return [Reply(ctx.t("Action item #{item}: progress {pct}%.", item=item.id, pct=item.progress))]
 
 
 def done(ctx: Ctx, args: str) -> list[Reply]:

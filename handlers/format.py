@@ -216,6 +216,6 @@ def item_line(t: Translator, item: ActionItem, tz: str) -> str:
             date=local(item.done_at, tz),
         )
     return t(
-        "Action item #{item}: {title} — {owner}, due {due}, {pct}% done",
+        "Action item #{item}: {title} — {owner}, due {due}, progress {pct}%",
         item=item.id, title=item.title, owner=item.owner.name, due=local(item.due_at, tz), pct=item.progress,
     )  # fmt: skip

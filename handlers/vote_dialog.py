@@ -132,6 +132,7 @@ def _confirm_prompt(ctx: Ctx, data: dict) -> Reply:
     major = issue.major
     quorum, passing = rules["major_quorum" if major else "quorum"], rules["major_pass" if major else "pass"]
     e = data["eligible"]
+    ballots, counted = fmt.BALLOT_NAMES[data["secret"]], fmt.UNIT_NAMES[data["unit"]]
     lines = [
         ctx.t("Confirm: open the vote on issue #{id} {title}?", id=issue.id, title=issue.title),
         ctx.t(
@@ -141,8 +142,8 @@ def _confirm_prompt(ctx: Ctx, data: dict) -> Reply:
             ),
         ),
         ctx.t("Closes at {time}", time=local(datetime.fromisoformat(data["closes"]), tz)),
-        ctx.t(fmt.BALLOT_NAMES[data["secret"]]),
-        ctx.t(fmt.UNIT_NAMES[data["unit"]], n=e),
+        ctx.t(ballots),
+        ctx.t(counted, n=e),
         fmt.rules_text(ctx.t, data["kind"], quorum, passing, e, data.get("k", 1), major),
     ]
     return Reply("\n".join(lines), tuple(_confirm_options(ctx)))
