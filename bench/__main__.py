@@ -5,16 +5,26 @@ from __future__ import annotations
 import sys
 import warnings
 
-from bench import dispatcher, similar, startup
+from bench import dispatcher, similar, startup, votes
 from bench.common import Result
 
 
 def main() -> int:
     warnings.simplefilter("ignore")
     results: list[Result] = []
-    for name, run in (("startup", startup.run), ("similar", similar.run), ("dispatcher", dispatcher.run)):
+    runs = (
+        ("startup", startup.run),
+        ("similar", similar.run),
+        ("dispatcher", dispatcher.run),
+        ("votes on SQLite", votes.sqlite),
+        ("votes on PostgreSQL", votes.postgres),
+    )
+    for name, run in runs:
         print(f"running {name} …", file=sys.stderr, flush=True)
         out = run()
+        if out is None:
+            print(f"  {name}: skipped (PostgreSQL not reachable)", file=sys.stderr)
+            continue
         results += out if isinstance(out, list) else [out]
     print(f"{'benchmark':42} {'figure':>10} {'unit':8} {'target':>8} {'ratio':>6}  note")
     missed = []

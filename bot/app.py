@@ -9,13 +9,13 @@ from sqlalchemy.orm import Session
 from bot.clock import Clock
 from bot.config import Config
 from bot.i18n import Translator
-from flows import outbox
+from flows import outbox, settings
 from handlers import format as fmt
 from handlers.context import locale_of, person_of
 from handlers.dispatch import Dispatcher
 from storage.db import Database
 from storage.migrate import require_current
-from storage.models import Account
+from storage.models import Account, Issue, Poll
 
 
 class App:
@@ -27,10 +27,17 @@ class App:
         self.dispatcher = Dispatcher(self.db, self.clock, config.locale, config.timezone)
 
     def render(self, session: Session, account: Account, msgid: str, params: dict) -> str:
-        """An outbox message in its reader's language, decided when it is sent."""
-        return fmt.message(
-            Translator(locale_of(account, person_of(session, account), self.config.locale)), msgid, params
-        )
+        """An outbox message in its reader's language, decided when it is sent; a poll's result
+        (a `poll` parameter) comes with its count and bars, in the same language."""
+        t = Translator(locale_of(account, person_of(session, account), self.config.locale))
+        text = fmt.message(t, msgid, params)
+        poll = session.get(Poll, params["poll"]) if "poll" in params else None
+        if poll is None:
+            return text
+        issue = session.get(Issue, poll.issue_id)
+        assert issue is not None
+        tz = str(settings.get(session, issue.community_id, "timezone", self.config.timezone))
+        return "\n".join([text, *fmt.poll_lines(session, t, issue, poll, tz)])
 
     def deliver(self, senders: Mapping[str, outbox.Send]) -> int:
         return outbox.deliver_due(self.db, self.clock.now(), senders, self.render)

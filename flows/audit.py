@@ -21,16 +21,13 @@ from storage.models import AuditHead, AuditLog
 GENESIS = "0" * 64
 
 
-def _digest(prev_hash: str, row: AuditLog) -> str:
-    content = {
-        "id": row.id,
-        "at": row.at.isoformat(),
-        "community_id": row.community_id,
-        "actor_id": row.actor_id,
-        "action": row.action,
-        "issue_id": row.issue_id,
-        "detail": row.detail,
-    }
+_HASHED = ("id", "at", "community_id", "actor_id", "action", "issue_id", "detail")
+
+
+def _digest(prev_hash: str, row: AuditLog | dict) -> str:
+    """sha256 of the previous hash and the row's content (a stored row, or the values about to be)."""
+    values = row if isinstance(row, dict) else {k: getattr(row, k) for k in _HASHED}
+    content = {k: values[k] for k in _HASHED} | {"at": values["at"].isoformat()}
     canonical = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
@@ -52,25 +49,26 @@ def append(
     detail: dict | None = None,
 ) -> int:
     """Append a row under the head row's lock; its id. Core statements: no unit of work to flush."""
-    head = session.execute(_HEAD).one_or_none()
+    conn = session.connection()  # Core statements straight on the connection: no ORM round
+    head = conn.execute(_HEAD).one_or_none()
     if head is None:  # the first migration makes it; without it the chain cannot be kept
         raise RuntimeError("the audit_head row is missing: the database was not made by `yishi db upgrade`")
     last_id, prev_hash = head
-    row = AuditLog(
-        id=last_id + 1,
+    row = {
+        "id": last_id + 1,
         # hashed as it will read back: UTC, to the second (a local time would not verify)
-        at=at.astimezone(UTC).replace(microsecond=0),
-        community_id=community_id,
-        actor_id=actor_id,
-        action=action,
-        issue_id=issue_id,
-        detail=detail or {},
-        prev_hash=prev_hash,
-    )
-    row.hash = _digest(prev_hash, row)
-    session.execute(_INSERT, {c.key: getattr(row, c.key) for c in AuditLog.__table__.columns})
-    session.execute(_ADVANCE, {"last_id": row.id, "hash": row.hash})
-    return row.id
+        "at": at.astimezone(UTC).replace(microsecond=0),
+        "community_id": community_id,
+        "actor_id": actor_id,
+        "action": action,
+        "issue_id": issue_id,
+        "detail": detail or {},
+        "prev_hash": prev_hash,
+    }
+    row["hash"] = _digest(prev_hash, row)
+    conn.execute(_INSERT, row)
+    conn.execute(_ADVANCE, {"last_id": row["id"], "hash": row["hash"]})
+    return row["id"]
 
 
 def head_hash(session: Session) -> str:

@@ -147,7 +147,7 @@ def _add_support(session: Session, issue_id: int, person: Person, now: datetime)
         "household_id": person.household_id,
         "created_at": now,
     }
-    session.execute(_ADD_SUPPORT, row)
+    session.connection().execute(_ADD_SUPPORT, row)
 
 
 # --- raise --------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def can_move(issue: Issue, status: str) -> bool:
 
 
 def record_creation(session: Session, issue: Issue, at: datetime) -> None:
-    session.execute(_RECORD, {"issue_id": issue.id, "status": issue.status, "at": at})
+    session.connection().execute(_RECORD, {"issue_id": issue.id, "status": issue.status, "at": at})
 
 
 def move(
@@ -88,7 +88,7 @@ def move(
         raise IllegalTransition(f"issue #{issue.id}: {issue.status} → {status}")
     before = issue.status
     issue.status = status
-    session.execute(_RECORD, {"issue_id": issue.id, "status": status, "at": at})
+    session.connection().execute(_RECORD, {"issue_id": issue.id, "status": status, "at": at})
     audit.append(
         session,
         at=at,

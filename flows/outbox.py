@@ -62,7 +62,7 @@ def notify(session: Session, person: Person, at: datetime, msgid: str, **params:
         "created_at": at,
         "next_attempt_at": at,
     }
-    session.execute(_QUEUE, row)
+    session.connection().execute(_QUEUE, row)
     return True
 
 

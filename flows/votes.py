@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -175,7 +176,7 @@ def voters(session: Session, poll: Poll) -> list[Person]:
 # --- voting -----------------------------------------------------------------------------------
 
 
-def parse_choices(words: list[str], poll: Poll, count: int) -> list[int]:
+def parse_choices(words: list[str], poll: LivePoll, count: int) -> list[int]:
     numbers = []
     for word in words:
         if not word.isdigit() or not 1 <= int(word) <= count:
@@ -193,18 +194,63 @@ def parse_choices(words: list[str], poll: Poll, count: int) -> list[int]:
     return sorted(numbers)
 
 
-_ELIGIBLE = select(Eligible.unit_id).where(
-    Eligible.poll_id == bindparam("poll"), Eligible.unit_id == bindparam("unit")
+# the statements of every ballot, built once (building them costs more than running them)
+_OPEN_POLL = (  # the open poll of an issue, a row per option
+    select(
+        Poll.id, Poll.issue_id, Poll.kind, Poll.unit, Poll.secret, Poll.max_choices, Poll.closes_at,
+        PollOption.number, PollOption.label,
+    )
+    .join(Issue, Issue.id == Poll.issue_id)
+    .join(PollOption, PollOption.poll_id == Poll.id)
+    .where(Issue.id == bindparam("issue"), Issue.community_id == bindparam("community"), Poll.closed_at.is_(None))
+    .order_by(PollOption.number)
+)  # fmt: skip
+# the unit's eligibility and its open ballot, if any, in one query
+_ELIGIBLE = (
+    select(Eligible.unit_id, Ballot.id, Ballot.voter_id)
+    .outerjoin(Ballot, (Ballot.poll_id == Eligible.poll_id) & (Ballot.unit_id == Eligible.unit_id))
+    .where(Eligible.poll_id == bindparam("poll"), Eligible.unit_id == bindparam("unit"))
+)
+_CAST = Ballot.__table__.insert()
+_CHANGE = Ballot.__table__.update().where(Ballot.__table__.c.id == bindparam("ballot"))
+_TAKEN = select(Participation.id).where(
+    Participation.poll_id == bindparam("poll"), Participation.unit_id == bindparam("unit")
+)
+_PARTICIPATE = Participation.__table__.insert()
+_TALLY = (
+    PollOption.__table__.update()
+    .where(PollOption.__table__.c.poll_id == bindparam("poll"))
+    .where(PollOption.__table__.c.number.in_(bindparam("choices", expanding=True)))
+    .values(votes=PollOption.__table__.c.votes + 1)
 )
 
 
-def _live_poll(session: Session, issue: Issue, now: datetime) -> Poll:
-    poll = open_poll_of(session, issue)
-    if poll is None:
-        raise Refused("There is no open vote on issue #{n}.", n=issue.id)
+class LivePoll(NamedTuple):
+    """What a ballot needs of its poll (read as plain values: a ballot is the busiest message)."""
+
+    id: int
+    issue_id: int
+    kind: str
+    unit: str
+    secret: bool
+    max_choices: int
+    closes_at: datetime
+
+
+def _live_poll(
+    session: Session, person: Person, issue_id: int, now: datetime
+) -> tuple[LivePoll, dict[int, str]]:
+    """The issue's open poll and its options' labels by number, in one query."""
+    rows = (
+        session.connection().execute(_OPEN_POLL, {"issue": issue_id, "community": person.community_id}).all()
+    )
+    if not rows:
+        issue_flow.get_issue(session, person, issue_id)  # an unknown issue is refused as such
+        raise Refused("There is no open vote on issue #{n}.", n=issue_id)
+    poll = LivePoll(*rows[0][:7])
     if now >= poll.closes_at:
-        raise Refused("The vote on issue #{n} has closed.", n=issue.id)
-    return poll
+        raise Refused("The vote on issue #{n} has closed.", n=issue_id)
+    return poll, {row.number: row.label for row in rows}
 
 
 def vote(
@@ -214,87 +260,76 @@ def vote(
     words: list[str],
     now: datetime,
     proxy: Person | None = None,
-) -> tuple[Poll, list[int], bool]:
-    """Record a ballot; the poll, the choices, and whether an earlier open ballot was changed."""
-    issue = issue_flow.get_issue(session, proxy or voter, issue_id)
-    poll = _live_poll(session, issue, now)
-    choices = parse_choices(words, poll, len(options_of(session, poll)))
+) -> tuple[LivePoll, list[str], bool]:
+    """Record a ballot; the poll, the labels chosen, and whether an earlier open ballot was changed."""
+    poll, labels = _live_poll(session, proxy or voter, issue_id, now)
+    conn = session.connection()  # plain values through Core: a ballot is the busiest message
+    choices = parse_choices(words, poll, len(labels))
     unit = voter.id if poll.unit == "person" else voter.household_id
-    if unit is None or session.scalar(_ELIGIBLE, {"poll": poll.id, "unit": unit}) is None:
-        raise Refused("{name} is not eligible in the vote on issue #{n}.", name=voter.name, n=issue.id)
+    found = conn.execute(_ELIGIBLE, {"poll": poll.id, "unit": unit}).first() if unit is not None else None
+    if found is None:
+        raise Refused("{name} is not eligible in the vote on issue #{n}.", name=voter.name, n=issue_id)
     try:
         changed = (
             _secret_ballot(session, poll, unit, voter, choices)
             if poll.secret
-            else _open_ballot(session, poll, unit, voter, choices, proxy, now)
+            else _open_ballot(session, poll, unit, voter, choices, proxy, now, found[1], found[2])
         )
     except IntegrityError:  # another ballot of the same unit was recorded at the same moment and won
         raise Refused(
             "A ballot for you or your household was recorded at the same moment; /issue {n} shows the vote.",
-            n=issue.id,
+            n=issue_id,
         ) from None
     detail: dict = {"poll": poll.id}
     if not poll.secret:
         detail |= {"choices": choices, "changed": changed} | ({"proxy_for": voter.id} if proxy else {})
     audit.append(
-        session, at=now, action="proxy vote" if proxy else "vote", community_id=issue.community_id,
-        actor_id=(proxy or voter).id, issue_id=issue.id, detail=detail,
+        session, at=now, action="proxy vote" if proxy else "vote", community_id=voter.community_id,
+        actor_id=(proxy or voter).id, issue_id=issue_id, detail=detail,
     )  # fmt: skip
-    return poll, choices, changed
+    return poll, [labels[n] for n in choices], changed
 
 
-def _secret_ballot(session: Session, poll: Poll, unit: int, voter: Person, choices: list[int]) -> bool:
-    taken = session.scalar(
-        select(Participation.id).where(Participation.poll_id == poll.id, Participation.unit_id == unit)
-    )
-    if taken is not None:
+def _secret_ballot(session: Session, poll: LivePoll, unit: int, voter: Person, choices: list[int]) -> bool:
+    conn = session.connection()
+    if conn.execute(_TAKEN, {"poll": poll.id, "unit": unit}).first() is not None:
         if poll.unit == "household":
             raise Refused("Your household has already voted; a secret ballot is final.")
         raise Refused("You have already voted; a secret ballot is final.")
-    session.execute(
-        Participation.__table__.insert(), {"poll_id": poll.id, "unit_id": unit, "voter_id": voter.id}
-    )
-    session.execute(
-        update(PollOption)
-        .where(PollOption.poll_id == poll.id, PollOption.number.in_(choices))
-        .values(votes=PollOption.votes + 1)
-    )
+    conn.execute(_PARTICIPATE, {"poll_id": poll.id, "unit_id": unit, "voter_id": voter.id})
+    conn.execute(_TALLY, {"poll": poll.id, "choices": choices})
     return False
 
 
 def _open_ballot(
     session: Session,
-    poll: Poll,
+    poll: LivePoll,
     unit: int,
     voter: Person,
     choices: list[int],
     proxy: Person | None,
     now: datetime,
+    ballot_id: int | None,
+    ballot_voter: int | None,
 ) -> bool:
-    ballot = session.scalar(select(Ballot).where(Ballot.poll_id == poll.id, Ballot.unit_id == unit))
-    if ballot is None:
-        session.execute(
-            Ballot.__table__.insert(),
-            {"poll_id": poll.id, "unit_id": unit, "voter_id": voter.id, "proxy_id": proxy.id if proxy else None,
-             "choices": choices, "cast_at": now},
-        )  # fmt: skip
-        session.flush()
+    row = {"voter_id": voter.id, "proxy_id": proxy.id if proxy else None, "choices": choices, "cast_at": now}
+    if ballot_id is None:
+        session.connection().execute(_CAST, {"poll_id": poll.id, "unit_id": unit, **row})
         return False
-    if ballot.voter_id != voter.id:
+    if ballot_voter != voter.id:
         raise Refused("Your household has already voted; only the member who voted can change it.")
-    ballot.choices, ballot.cast_at, ballot.proxy_id = choices, now, proxy.id if proxy else None
+    session.connection().execute(_CHANGE, {"ballot": ballot_id, **row})
     return True
 
 
 def proxy_vote(
     session: Session, leader: Person, issue_id: int, name: str, words: list[str], now: datetime
-) -> tuple[Person, Poll]:
+) -> tuple[Person, LivePoll]:
     voter = people.find(session, name, leader.community_id)
     home = scopes.home(session, voter)
     if home is None or not scopes.leads(session, leader, home, ("building_leader",)):
         raise Refused("You can enter ballots only for residents of your own building.")
-    issue = issue_flow.get_issue(session, leader, issue_id)
-    poll = _live_poll(session, issue, now)
+    poll, _ = _live_poll(session, leader, issue_id, now)
     if poll.secret:
         raise Refused("A secret ballot cannot be entered for someone else.")
     vote(session, voter, issue_id, words, now, proxy=leader)
@@ -340,8 +375,8 @@ def close(session: Session, poll: Poll, now: datetime, actor_id: int | None) -> 
     )  # fmt: skip
     for person in voters(session, poll):
         outbox.notify(
-            session, person, now, "The vote on issue #{id} {title} has closed: {status}. /issue {id} shows the count.",
-            id=issue.id, title=issue.title, status=result.outcome,
+            session, person, now, "The vote on issue #{id} {title} has closed: {status}.",
+            id=issue.id, title=issue.title, status=result.outcome, poll=poll.id,
         )  # fmt: skip
     return result
 

@@ -31,7 +31,7 @@ def registered(ctx: Ctx) -> bool:
 
 
 def resident(ctx: Ctx) -> bool:
-    return ctx.person is not None and scopes.home(ctx.session, ctx.person) is not None
+    return ctx.person is not None and ctx.person.household_id is not None
 
 
 def leader(ctx: Ctx) -> bool:

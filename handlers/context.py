@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session, contains_eager, joinedload
+from sqlalchemy.orm import Session, joinedload
 
 from bot.i18n import DEFAULT_LOCALE, Translator
 from flows import settings
 from flows.errors import Refused
 from flows.issues import require_registered
 from handlers.messages import Incoming
-from storage.models import Account, DialogState, Household, Person, Scope
+from storage.models import Account, DialogState, Household, Person
 
 
 @dataclass
@@ -47,10 +47,7 @@ def locale_of(account: Account, person: Person | None, default: str = DEFAULT_LO
 _SENDER = (
     select(Account, Person, DialogState)
     .outerjoin(Person, Person.id == Account.person_id)
-    .outerjoin(Household, Household.id == Person.household_id)
-    .outerjoin(Scope, Scope.id == Household.building_id)
     .outerjoin(DialogState, DialogState.account_id == Account.id)
-    .options(contains_eager(Person.household).contains_eager(Household.building))
     .where(Account.channel == bindparam("channel"), Account.external_id == bindparam("external_id"))
 )
 
@@ -58,7 +55,7 @@ _SENDER = (
 def load_sender(
     session: Session, channel: str, external_id: str, now: datetime
 ) -> tuple[Account, Person | None, DialogState | None]:
-    """The account, its person (with their home) and its dialog, in one query: every message needs them."""
+    """The account, its person and its dialog, in one query: every message needs them."""
     row = session.execute(_SENDER, {"channel": channel, "external_id": external_id}).first()
     if row is None:
         return find_account(session, channel, external_id, now), None, None

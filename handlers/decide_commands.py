@@ -34,13 +34,11 @@ def openvote(ctx: Ctx, args: str) -> list[Reply]:
 
 
 def vote(ctx: Ctx, args: str) -> list[Reply]:
-    number, *choices = _words(args, "/vote N CHOICE…", 2)
-    poll, chosen, changed = votes.vote(ctx.session, ctx.registered, flow.parse_id(number), choices, ctx.now)
+    number, *words = _words(args, "/vote N CHOICE…", 2)
+    poll, chosen, changed = votes.vote(ctx.session, ctx.registered, flow.parse_id(number), words, ctx.now)
     labels = ", ".join(
-        fmt.option_label(ctx.t, poll.kind, n, o.label)
-        for o in votes.options_of(ctx.session, poll)
-        for n in [o.number]
-        if n in chosen
+        fmt.option_label(ctx.t, poll.kind, votes.APPROVE.index(c) + 1, c) if poll.kind == "approve" else c
+        for c in chosen
     )
     if changed:
         return [
