@@ -313,3 +313,42 @@ def test_major_matters_need_two_thirds(bot_en: TestBot) -> None:
         bot_en.say(f"/vote 1 {choice}", as_=who)
     # E = 6, T = 4: 3·4 ≥ 2·6; A = 3: 3·3 ≥ 2·4 → passed
     assert "Result: passed" in bot_en.say("/closevote 1", as_="孙丽华")
+
+
+def test_the_public_record_holds_the_decision(bot_en: TestBot) -> None:
+    from flows import export
+
+    discussing(bot_en)
+    open_vote(bot_en, "1", "3d", "2", "1", "1")  # secret, per household
+    for who, choice in (("欧阳明", 1), ("李伟@1栋-102", 1), ("王芳", 2), ("张强", 1)):
+        bot_en.say(f"/vote 1 {choice}", as_=who)
+    with bot_en.db.transaction() as session:
+        during = export.record(session, None, bot_en.clock.now())["issues"][0]["polls"][0]
+    assert during["turnout"] == 4 and all(o["votes"] is None for o in during["options"])
+    bot_en.say("/closevote 1", as_="孙丽华")
+    bot_en.say("/task 1 吴师傅 3d 检修电梯", as_="谢委员")
+    bot_en.say("/done 1", as_="吴师傅")
+    for who in ("欧阳明", "李伟@1栋-102", "王芳"):
+        bot_en.say("/rate 1 4", as_=who)
+    with bot_en.db.transaction() as session:
+        issue = export.record(session, None, bot_en.clock.now())["issues"][0]
+    poll = issue["polls"][0]
+    assert (poll["kind"], poll["unit"], poll["secret"], poll["eligible"], poll["turnout"]) == (
+        "approve",
+        "household",
+        True,
+        6,
+        4,
+    )
+    assert poll["quorum_met"] is True and poll["outcome"] == "passed"
+    assert [(o["number"], o["label"], o["votes"]) for o in poll["options"]] == [
+        (1, "同意", 3),
+        (2, "反对", 1),
+        (3, "弃权", 0),
+    ]
+    assert poll["opens_at"].endswith("Z") and poll["closes_at"].endswith("Z")
+    (item,) = issue["items"]
+    assert (item["title"], item["owner_role"], item["progress"]) == ("检修电梯", "staff", 100) and item[
+        "done_at"
+    ].endswith("Z")
+    assert issue["ratings"] == {"count": 3, "average": 4.0} and issue["status"] == "closed"
