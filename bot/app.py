@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from bot.clock import Clock
 from bot.config import Config
 from bot.i18n import Translator
-from flows import outbox, settings
+from flows import due, outbox, settings
 from handlers import format as fmt
 from handlers.context import locale_of, person_of
 from handlers.dispatch import Dispatcher
@@ -38,6 +38,10 @@ class App:
         assert issue is not None
         tz = str(settings.get(session, issue.community_id, "timezone", self.config.timezone))
         return "\n".join([text, *fmt.poll_lines(session, t, issue, poll, tz)])
+
+    def run_due(self) -> int:
+        """Everything that fell due by the clock's now: deadlines, reminders, verdicts."""
+        return due.run_due(self.db, self.clock.now())
 
     def deliver(self, senders: Mapping[str, outbox.Send]) -> int:
         return outbox.deliver_due(self.db, self.clock.now(), senders, self.render)

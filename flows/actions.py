@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from flows import audit, lifecycle, outbox, people, scopes
+from flows import audit, lifecycle, outbox, people, schedule, scopes
 from flows import issues as issue_flow
 from flows.errors import Refused
 from flows.when import local, parse_moment
@@ -54,6 +54,9 @@ def add(
     session.flush()
     if issue.status != "acting":
         lifecycle.move(session, issue, "acting", at=now, actor_id=person.id, detail={"item": item.id})
+    if due - schedule.ITEM_REMINDER > now:
+        schedule.at(session, "item_due", item.id, due - schedule.ITEM_REMINDER)
+    schedule.at(session, "item_overdue", item.id, due + schedule.ESCALATE_AFTER)
     audit.append(
         session, at=now, action="task", community_id=issue.community_id, actor_id=person.id, issue_id=issue.id,
         detail={"item": item.id, "owner": owner.id, "due": due.isoformat()},
@@ -133,6 +136,8 @@ def done(session: Session, person: Person, item_id: int, now: datetime) -> tuple
     issue.rating_round += 1
     issue.done_at = now
     lifecycle.move(session, issue, "done", at=now, actor_id=person.id)
+    key = f"verdict:{issue.id}:{issue.rating_round}"
+    schedule.at(session, "verdict", issue.id, now + schedule.VERDICT_AFTER, key=key)
     for asked in issue_flow.supporters(session, issue):
         outbox.notify(
             session, asked, now, "Every action item of issue #{id} {title} is done. Is the matter settled? Rate it: /rate {id} 1-5 (5 best).",

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from flows import audit, lifecycle, outbox, scopes, settings, textsense
+from flows import audit, lifecycle, outbox, schedule, scopes, settings, textsense
 from flows.errors import Refused
 from storage.models import Comment, CommentReport, Issue, Person, Scope, Support
 
@@ -197,6 +197,7 @@ def raise_issue(
         detail={"scope": scope.path, "title": title},
     )
     _add_support(session, issue.id, author, now)
+    schedule.at(session, "expire", issue.id, issue.support_deadline)
     return issue, _reach_threshold(session, issue, now, author.id)[1]
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from flows import audit, counting, lifecycle, outbox, people, scopes, settings
+from flows import audit, counting, lifecycle, outbox, people, schedule, scopes, settings
 from flows import issues as issue_flow
 from flows.errors import Refused
 from flows.when import local
@@ -151,6 +151,13 @@ def open_poll(
         session, issue, "voting", at=now, actor_id=opener.id,
         detail={"poll": poll.id, "kind": kind, "unit": unit, "secret": secret, "eligible": len(units)},
     )  # fmt: skip
+    schedule.at(session, "close_poll", poll.id, closes_at)
+    for before in schedule.VOTE_REMINDERS:
+        if closes_at - before > now:
+            hours = int(before.total_seconds() // 3600)
+            schedule.at(
+                session, "remind_vote", poll.id, closes_at - before, key=f"remind_vote:{poll.id}:{hours}"
+            )
     for person in voters(session, poll):
         outbox.notify(
             session, person, now,

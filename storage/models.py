@@ -384,3 +384,18 @@ class Rating(Base):
     score: Mapped[int] = mapped_column(Integer)
     why: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DueWork(Base):
+    """A deadline or reminder: the database is the truth for time. `key` makes each one unique
+    (two clocks, or a restart, cannot schedule it twice); `fired_at` is set by the one run that
+    claims it, in the same transaction as what it does."""
+
+    __tablename__ = "due_work"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)

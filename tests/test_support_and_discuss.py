@@ -78,7 +78,14 @@ def test_support_refused_outside_scope_and_after_the_window(bot_en: TestBot) -> 
         ]
     )
     bot_en.advance(timedelta(days=14))
-    assert "support window of issue #1 has closed" in bot_en.say("/support 1", as_="李伟@1栋-102")
+    # the window's end falls due with the next line: the issue expires, its author is told how to try again
+    switched = bot_en.say("/as 李伟@1栋-102")
+    assert (
+        "[→ 欧阳明] Your issue #1 1栋电梯经常停运 did not gather enough support in time and has expired."
+        in switched
+    )
+    assert "Issue #1 is no longer gathering support." in bot_en.say("/support 1")
+    assert bot_en.issue(1).status == "expired"
     with bot_en.db.transaction() as session:
         assert (
             session.scalar(select(Support.id).where(Support.person_id != bot_en.issue(1).author_id)) is None

@@ -67,6 +67,8 @@ class Console:
         self.deliver()
 
     def deliver(self) -> None:
+        """The console is its own clock: what fell due runs, then what the bot says is printed."""
+        self.app.run_due()
         self.app.deliver({CHANNEL: self.send})
 
     def _t(self) -> Translator:
@@ -106,6 +108,7 @@ class Console:
     def run(self, stdin: TextIO = sys.stdin) -> int:
         interactive = stdin.isatty()
         self.print(self.banner())
+        self.deliver()  # catch up on what fell due while nothing ran
         if interactive:
             import readline  # noqa: F401  (line editing and history for input())
 

@@ -1,0 +1,164 @@
+"""Due work: deadlines and reminders as rows, claimed once and acted on in the claim's transaction.
+
+The cause of a deadline writes its row (`schedule`) in its own transaction. `run_due(now)`
+claims each row that has fallen due with `UPDATE … SET fired_at WHERE fired_at IS NULL`
+and acts only if it won, in the same transaction: a restart, a late wake-up or a second
+clock loses and doubles nothing. A row whose reason has passed (the vote was closed early,
+the item is done) is claimed and dropped, not acted on late. Work is dated at its due time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from flows import actions, lifecycle, outbox, schedule, scopes, votes
+from flows import issues as issue_flow
+from storage.db import Database
+from storage.models import ActionItem, Ballot, DueWork, Issue, Participation, Person, Poll, Scope
+
+log = logging.getLogger("yishi.due")
+
+_CLAIM = (
+    DueWork.__table__.update()
+    .where(DueWork.__table__.c.id == bindparam("row"), DueWork.__table__.c.fired_at.is_(None))
+    .values(fired_at=bindparam("now"))
+)
+
+
+def run_due(db: Database, now: datetime) -> int:
+    """Claim and do everything due by `now`, oldest first; the number of rows this run won."""
+    won = 0
+    while True:
+        with db.transaction() as session:
+            batch = session.execute(
+                select(DueWork.id, DueWork.kind, DueWork.subject_id, DueWork.due_at)
+                .where(DueWork.fired_at.is_(None), DueWork.due_at <= now)
+                .order_by(DueWork.due_at, DueWork.id)
+                .limit(500)
+            ).all()
+        if not batch:
+            return won
+        for row_id, kind, subject_id, due_at in batch:
+            try:
+                with db.transaction() as session:
+                    if session.connection().execute(_CLAIM, {"row": row_id, "now": now}).rowcount != 1:
+                        continue  # another clock took it
+                    WORK[kind](session, subject_id, due_at)
+                    won += 1
+            except IntegrityError:
+                log.warning("due work %s %s lost a race and was left to the winner", kind, subject_id)
+
+
+# --- the work itself -----------------------------------------------------------------------------
+
+
+def _expire(session: Session, issue_id: int, at: datetime) -> None:
+    issue = session.get(Issue, issue_id)
+    if issue is None or issue.status != "raised":
+        return
+    lifecycle.move(session, issue, "expired", at=at, actor_id=None)
+    outbox.notify(
+        session, issue.author, at,
+        "Your issue #{id} {title} did not gather enough support in time and has expired. If the matter remains, raise it again with /raise and ask your neighbours to support it.",
+        id=issue.id, title=issue.title,
+    )  # fmt: skip
+
+
+def _open_poll(session: Session, poll_id: int) -> Poll | None:
+    poll = session.get(Poll, poll_id)
+    return poll if poll is not None and poll.closed_at is None else None
+
+
+def _close(session: Session, poll_id: int, at: datetime) -> None:
+    poll = _open_poll(session, poll_id)
+    if poll is not None:
+        votes.close(session, poll, at, None)
+
+
+def _remind(session: Session, poll_id: int, at: datetime) -> None:
+    """Everyone who may vote and whose unit has not: a private reminder."""
+    poll = _open_poll(session, poll_id)
+    if poll is None or at >= poll.closes_at:
+        return
+    table = Participation if poll.secret else Ballot
+    voted = set(session.scalars(select(table.unit_id).where(table.poll_id == poll.id)))
+    hours = max(1, round((poll.closes_at - at).total_seconds() / 3600))
+    for person in votes.voters(session, poll):
+        unit = person.id if poll.unit == "person" else person.household_id
+        if unit not in voted:
+            outbox.notify(
+                session, person, at, "Reminder: the vote on issue #{id} closes in {hours} hours and your vote is not in yet. /issue {id}",
+                id=poll.issue_id, hours=hours,
+            )  # fmt: skip
+
+
+def _item_due(session: Session, item_id: int, at: datetime) -> None:
+    item = session.get(ActionItem, item_id)
+    if item is None or item.done_at is not None:
+        return
+    outbox.notify(
+        session, item.owner, at, "Action item #{item} ({title}) is due within a day. /progress {item} PCT TEXT or /done {item}.",
+        item=item.id, title=item.title,
+    )  # fmt: skip
+
+
+def _escalate_item(session: Session, item_id: int, at: datetime) -> None:
+    """Seven days overdue: the people responsible one scope up are told, and the residents."""
+    item = session.get(ActionItem, item_id)
+    issue = session.get(Issue, item.issue_id) if item else None
+    if item is None or issue is None or item.done_at is not None:
+        return
+    for person in _responsible_above(session, issue.scope):
+        outbox.notify(
+            session, person, at, "Action item #{item} ({title}) of issue #{id} is seven days overdue; its owner is {owner}.",
+            item=item.id, title=item.title, id=issue.id, owner=item.owner.name,
+        )  # fmt: skip
+    issue_flow.tell(
+        session,
+        issue,
+        at,
+        "Action item #{item} of issue #{id} {title} is seven days overdue and was escalated.",
+        None,
+        item=item.id,
+    )
+
+
+def _responsible_above(session: Session, scope: Scope) -> list[Person]:
+    """The grid worker of the issue's grid (for a building issue), else the committee."""
+    if scope.level == "building" and scope.parent_id is not None:
+        grid = session.get(Scope, scope.parent_id)
+        workers = [
+            p for p in session.scalars(select(Person).where(Person.community_id == scopes.community_id(scope), Person.moved_out.is_(False)))
+            if "grid_worker" in scopes.roles(p) and grid is not None and scopes.duty_grid(session, p) == grid
+        ]  # fmt: skip
+        if workers:
+            return workers
+    return issue_flow.committee(session, scopes.community_id(scope))
+
+
+def _verdict(session: Session, issue_id: int, at: datetime) -> None:
+    issue = session.get(Issue, issue_id)
+    # a row of an earlier round (the issue was reopened and done again since) is dropped
+    if (
+        issue is not None
+        and issue.status == "done"
+        and issue.done_at
+        and issue.done_at + schedule.VERDICT_AFTER <= at
+    ):
+        actions.verdict(session, issue, at)
+
+
+WORK: dict[str, Callable[[Session, int, datetime], None]] = {
+    "expire": _expire,
+    "close_poll": _close,
+    "remind_vote": _remind,
+    "item_due": _item_due,
+    "item_overdue": _escalate_item,
+    "verdict": _verdict,
+}
