@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock
 from bot.config import Config
 from bot.i18n import Translator
-from flows import due, outbox, settings
+from flows import digest, due, outbox, settings
 from handlers import format as fmt
 from handlers.context import locale_of, person_of
 from handlers.dispatch import Dispatcher
@@ -31,6 +32,8 @@ class App:
         (a `poll` parameter) comes with its count and bars, in the same language."""
         t = Translator(locale_of(account, person_of(session, account), self.config.locale))
         text = fmt.message(t, msgid, params)
+        if "digest_start" in params:
+            return "\n".join([text, *self._digest(session, account, t, params)])
         poll = session.get(Poll, params["poll"]) if "poll" in params else None
         if poll is None:
             return text
@@ -39,9 +42,20 @@ class App:
         tz = str(settings.get(session, issue.community_id, "timezone", self.config.timezone))
         return "\n".join([text, *fmt.poll_lines(session, t, issue, poll, tz)])
 
+    def _digest(self, session: Session, account: Account, t: Translator, params: dict) -> list[str]:
+        reader = person_of(session, account)
+        if reader is None:
+            return []
+        start, end = (
+            datetime.fromisoformat(params["digest_start"]),
+            datetime.fromisoformat(params["digest_end"]),
+        )
+        tz = str(settings.get(session, reader.community_id, "timezone", self.config.timezone))
+        return fmt.digest_lines(session, t, digest.collect(session, reader, start, end), tz)
+
     def run_due(self) -> int:
         """Everything that fell due by the clock's now: deadlines, reminders, verdicts."""
-        return due.run_due(self.db, self.clock.now())
+        return due.run_due(self.db, self.clock.now(), self.config.timezone)
 
     def deliver(self, senders: Mapping[str, outbox.Send]) -> int:
         return outbox.deliver_due(self.db, self.clock.now(), senders, self.render)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from flows import actions, lifecycle, outbox, schedule, scopes, votes
+from flows import actions, digest, lifecycle, outbox, schedule, scopes, settings, votes
 from flows import issues as issue_flow
 from storage.db import Database
 from storage.models import ActionItem, Ballot, DueWork, Issue, Participation, Person, Poll, Scope
@@ -31,8 +32,25 @@ _CLAIM = (
 )
 
 
-def run_due(db: Database, now: datetime) -> int:
+def plan_digests(db: Database, now: datetime, default_tz: str) -> None:
+    """Rows for the digests of the last day's 08:00s (local), one per (reader, day): a clock that
+    was down catches up, and two clocks plan the same rows."""
+    with db.transaction() as session:
+        communities = session.scalars(select(Scope.id).where(Scope.level == "community")).all()
+        for community_id in communities:
+            for moment in digest.due_times(session, community_id, default_tz, now - digest.DAILY, now):
+                local_day = moment.astimezone(
+                    ZoneInfo(str(settings.get(session, community_id, "timezone", default_tz)))
+                )
+                for reader, _ in digest.readers(session, community_id, local_day):
+                    schedule.at(
+                        session, "digest", reader.id, moment, key=f"digest:{reader.id}:{local_day.date()}"
+                    )
+
+
+def run_due(db: Database, now: datetime, default_tz: str = "Asia/Shanghai") -> int:
     """Claim and do everything due by `now`, oldest first; the number of rows this run won."""
+    plan_digests(db, now, default_tz)
     won = 0
     while True:
         with db.transaction() as session:
@@ -154,7 +172,26 @@ def _verdict(session: Session, issue_id: int, at: datetime) -> None:
         actions.verdict(session, issue, at)
 
 
+def _digest(session: Session, person_id: int, at: datetime) -> None:
+    reader = session.get(Person, person_id)
+    if reader is None or reader.moved_out:
+        return
+    start = at - digest.period_of(reader)
+    if digest.collect(session, reader, start, at).empty():
+        log.info("digest for person %s: nothing to say for %s – %s", person_id, start, at)
+        return
+    outbox.notify(
+        session,
+        reader,
+        at,
+        "Digest of your scopes (摘要)",
+        digest_start=start.isoformat(),
+        digest_end=at.isoformat(),
+    )
+
+
 WORK: dict[str, Callable[[Session, int, datetime], None]] = {
+    "digest": _digest,
     "expire": _expire,
     "close_poll": _close,
     "remind_vote": _remind,

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.sql import ColumnElement
 
 from flows import audit, lifecycle, outbox, schedule, scopes, settings, textsense
 from flows.errors import Refused
@@ -511,25 +512,33 @@ def merge(
 # --- reading ------------------------------------------------------------------------------
 
 
-def visible_to(session: Session, person: Person, statuses: frozenset[str], limit: int = 30) -> list[Issue]:
-    """Issues in the person's scopes: where they live (and above), and under their duties."""
+def in_scopes_of(session: Session, person: Person) -> ColumnElement[bool] | None:
+    """A condition on `Scope` (joined to the issue): the person's scopes, where they live (and
+    above) and under their duties; None when they have none."""
     conditions = []
     building = scopes.home(session, person)
     if building is not None:
         conditions.append(Scope.path.in_([s.path for s in scopes.ancestors(session, building)]))
     have = scopes.roles(person)
     if "committee" in have:
-        conditions.append(Issue.community_id == person.community_id)
+        conditions.append(Scope.id == person.community_id)
+        conditions.append(Scope.community_id == person.community_id)
     duty = session.get(Scope, person.duty_scope_id)
     if duty is not None and have & {"building_leader", "grid_worker"}:
         conditions.append(Scope.path.startswith(duty.path, autoescape=True))
-    if not conditions:
+    return or_(*conditions) if conditions else None
+
+
+def visible_to(session: Session, person: Person, statuses: frozenset[str], limit: int = 30) -> list[Issue]:
+    """Issues in the person's scopes."""
+    condition = in_scopes_of(session, person)
+    if condition is None:
         return []
     return list(
         session.scalars(
             select(Issue)
             .join(Scope, Scope.id == Issue.scope_id)
-            .where(Issue.community_id == person.community_id, Issue.status.in_(statuses), or_(*conditions))
+            .where(Issue.community_id == person.community_id, Issue.status.in_(statuses), condition)
             .order_by(Issue.id.desc())
             .limit(limit)
         )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bot.i18n import N_
 from flows import scopes
-from handlers import account, decide_commands, issue_commands
+from handlers import account, decide_commands, digest_command, issue_commands
 from handlers.context import Ctx
 from handlers.messages import Reply
 
@@ -100,6 +100,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("progress", ("进展",), registered, N_("/progress T PCT TEXT (进展) — progress on your action item T"), decide_commands.progress),
     Command("done", ("完成",), registered, N_("/done T (完成) — your action item T is done"), decide_commands.done),
     Command("rate", ("评价",), resident, N_("/rate N 1-5 [WHY] (评价) — is the matter of issue N settled?"), decide_commands.rate),
+    Command("digest", ("摘要", "订阅摘要"), registered, N_("/digest (摘要) — the digest now (leaders, committee); /digest on|off — a weekly one (residents)"), digest_command.run),
     Command("my", ("我的",), registered, N_("/my (我的) — your issues"), account.my),
     Command("cancel", ("取消",), anyone, N_("/cancel (取消) — leave the current dialog"), account.cancel),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from bot.i18n import N_, Translator
-from flows import actions, counting, people, votes
+from flows import actions, counting, digest, people, votes
 from flows import issues as flow
 from flows.errors import Refused
 from flows.when import local
@@ -219,3 +219,53 @@ def item_line(t: Translator, item: ActionItem, tz: str) -> str:
         "Action item #{item}: {title} — {owner}, due {due}, progress {pct}%",
         item=item.id, title=item.title, owner=item.owner.name, due=local(item.due_at, tz), pct=item.progress,
     )  # fmt: skip
+
+
+def digest_lines(session: Session, t: Translator, d: digest.Digest, tz: str) -> list[str]:
+    """A digest, section by section; sections with nothing in them are left out."""
+    lines = [t("From {start} to {end}", start=local(d.start, tz), end=local(d.end, tz))]
+
+    def section(title: str, rows: list[str]) -> None:
+        if rows:
+            lines.extend(["", title, *rows])
+
+    section(t("New issues:"), [line(t, i) for i in d.new])
+    section(t("Now in discussion:"), [line(t, i) for i in d.discussing])
+    section(
+        t("Votes closing within a day:"),
+        [
+            t(
+                "#{id} {title}: {turnout} of {eligible} have voted",
+                id=i.id,
+                title=i.title,
+                turnout=n,
+                eligible=p.eligible,
+            )
+            for i, p, n in d.closing
+        ],
+    )
+    section(
+        t("Results:"),
+        [
+            t("#{id} {title}: {status}", id=i.id, title=i.title, status=status(t, p.outcome or "rejected"))
+            for i, p in d.results
+        ],
+    )
+    section(t("Action items due within a day:"), [item_line(t, item, tz) for item in d.due])
+    section(t("Action items overdue:"), [item_line(t, item, tz) for item in d.overdue])
+    section(
+        t("Satisfaction of closed issues:"),
+        [
+            t(
+                "#{id} {title}: {count} ratings, average {average}",
+                id=i.id,
+                title=i.title,
+                count=c,
+                average=a if a is not None else "-",
+            )
+            for i, c, a in d.satisfaction
+        ],
+    )
+    if d.topics:
+        lines.extend(["", t("Hot topics: {words}", words="、".join(d.topics))])
+    return lines

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from storage.types import UTCDateTime
@@ -86,6 +87,8 @@ class Person(Base):
     duty_scope_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"))
     moved_out: Mapped[bool] = mapped_column(Boolean, default=False)
     locale: Mapped[str | None] = mapped_column(String(8))
+    # a resident who asked for the weekly digest of their scopes (/digest on)
+    digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
     household: Mapped[Household | None] = relationship()
     duty_scope: Mapped[Scope] = relationship(foreign_keys=[duty_scope_id])
