@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from bench import dispatcher, similar, startup, votes
+from bench import dispatcher, similar, startup, time_work, votes
 from bench.common import Result
 
 
@@ -18,6 +18,8 @@ def main() -> int:
         ("dispatcher", dispatcher.run),
         ("votes on SQLite", votes.sqlite),
         ("votes on PostgreSQL", votes.postgres),
+        ("reminders", time_work.reminders),
+        ("digest", time_work.committee_digest),
     )
     for name, run in runs:
         print(f"running {name} …", file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -54,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     db_sub.add_parser("upgrade", parents=[common], help="apply the Alembic migrations up to the newest")
+    clock = sub.add_parser(
+        "clock", parents=[common], help="the scheduler and sender: deadlines, reminders, digests"
+    )
+    clock.add_argument(
+        "--once", action="store_true", help="do what is due and send what is queued, then exit"
+    )
     audit = sub.add_parser("audit", help="the hash-chained audit log")
     audit_sub = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
     audit_sub.add_parser("verify", parents=[common], help="check the chain; name the first broken row")
@@ -215,6 +222,23 @@ def _db(args: argparse.Namespace, config: Config, t: Translator) -> int:
     return 0
 
 
+def _clock(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    import asyncio
+
+    from bot.app import App
+    from bot.scheduler import Wakeup, run_forever
+
+    app = App(config)
+    senders: dict = {}  # the chat channels that can send from this process (none configured yet)
+    if args.once:
+        won, sent = Wakeup(app, senders).step()
+        print(t("Due work done: {won}; messages sent: {sent}.", won=won, sent=sent))
+        return 0
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_forever(app, senders))
+    return 0
+
+
 def _audit(args: argparse.Namespace, config: Config, t: Translator) -> int:
     from flows import audit
 
@@ -238,6 +262,7 @@ _COMMANDS = {
     "settings": _settings,
     "db": _db,
     "audit": _audit,
+    "clock": _clock,
 }
 
 if __name__ == "__main__":

@@ -18,10 +18,22 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.i18n import N_
 from flows import actions, digest, lifecycle, outbox, schedule, scopes, settings, votes
 from flows import issues as issue_flow
 from storage.db import Database
-from storage.models import ActionItem, Ballot, DueWork, Issue, Participation, Person, Poll, Scope
+from storage.models import (
+    ActionItem,
+    Ballot,
+    DueWork,
+    Eligible,
+    Household,
+    Issue,
+    Participation,
+    Person,
+    Poll,
+    Scope,
+)
 
 log = logging.getLogger("yishi.due")
 
@@ -116,13 +128,46 @@ def _remind(session: Session, poll_id: int, at: datetime) -> None:
             )  # fmt: skip
 
 
+_ITEM = select(ActionItem.title, ActionItem.owner_id, ActionItem.done_at).where(
+    ActionItem.id == bindparam("item")
+)
+
+
+def group_reminder(session: Session, poll: Poll, at: datetime) -> tuple[str, dict]:
+    """The one message a group bound to the poll's scope gets before the close: the turnout, and
+    the rooms still to vote only where the community's setting allows naming them (off by
+    default: it is personal information) and never for a secret poll. Groups are bound by the
+    chat channels; this is the rule they send by."""
+    issue = session.get(Issue, poll.issue_id)
+    assert issue is not None
+    table = Participation if poll.secret else Ballot
+    voted = set(session.scalars(select(table.unit_id).where(table.poll_id == poll.id)))
+    params: dict = {"id": issue.id, "title": issue.title, "turnout": len(voted), "eligible": poll.eligible}
+    allowed = settings.get(session, issue.community_id, "group_names_rooms") == "on"
+    if poll.secret or not allowed or poll.unit != "household":
+        return N_("The vote on issue #{id} {title}: {turnout} of {eligible} have voted. /issue {id}"), params
+    waiting = [
+        f"{h.building.name}{h.room}"
+        for h in session.scalars(
+            select(Household)
+            .join(Eligible, Eligible.unit_id == Household.id)
+            .where(Eligible.poll_id == poll.id)
+        )
+        if h.id not in voted
+    ]
+    return (
+        N_("The vote on issue #{id} {title}: {turnout} of {eligible} have voted; still to vote: {rooms}."),
+        params | {"rooms": "、".join(waiting)},
+    )
+
+
 def _item_due(session: Session, item_id: int, at: datetime) -> None:
-    item = session.get(ActionItem, item_id)
+    item = session.connection().execute(_ITEM, {"item": item_id}).first()
     if item is None or item.done_at is not None:
         return
     outbox.notify(
-        session, item.owner, at, "Action item #{item} ({title}) is due within a day. /progress {item} PCT TEXT or /done {item}.",
-        item=item.id, title=item.title,
+        session, item.owner_id, at, "Action item #{item} ({title}) is due within a day. /progress {item} PCT TEXT or /done {item}.",
+        item=item_id, title=item.title,
     )  # fmt: skip
 
 

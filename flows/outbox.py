@@ -7,6 +7,7 @@ schedules the next attempt by backoff on the same clock, or gives up for good.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
@@ -15,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from storage.db import Database
 from storage.models import Account, Outbox, Person
+
+log = logging.getLogger("yishi.outbox")
 
 MAX_ATTEMPTS = 8
 LEASE = timedelta(minutes=5)
@@ -43,6 +46,9 @@ _LATEST_ACCOUNT = (
 
 
 _QUEUE = Outbox.__table__.insert()
+_LATEST_ACCOUNT_ID = (
+    select(Account.id).where(Account.person_id == bindparam("person")).order_by(Account.id.desc()).limit(1)
+)
 
 
 def account_of(session: Session, person: Person) -> Account | None:
@@ -50,19 +56,23 @@ def account_of(session: Session, person: Person) -> Account | None:
     return session.scalar(_LATEST_ACCOUNT, {"person": person.id})
 
 
-def notify(session: Session, person: Person, at: datetime, msgid: str, **params: object) -> bool:
-    """Queue a message for a person; False when they have no chat account to receive it."""
-    account = account_of(session, person)
-    if account is None:
+def notify(session: Session, person: Person | int, at: datetime, msgid: str, **params: object) -> bool:
+    """Queue a message for a person (or a person's id); False when they have no chat account,
+    which is logged: a reminder for someone the bot cannot reach is skipped, not lost silently."""
+    person_id = person if isinstance(person, int) else person.id
+    conn = session.connection()
+    account_id = conn.execute(_LATEST_ACCOUNT_ID, {"person": person_id}).scalar()
+    if account_id is None:
+        log.info("person %s has no chat account: %r not queued", person_id, msgid)
         return False
     row = {
-        "account_id": account.id,
+        "account_id": account_id,
         "msgid": msgid,
         "params": params,
         "created_at": at,
         "next_attempt_at": at,
     }
-    session.connection().execute(_QUEUE, row)
+    conn.execute(_QUEUE, row)
     return True
 
 

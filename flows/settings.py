@@ -35,6 +35,12 @@ def _int_between(lo: int, hi: int) -> Callable[[str], object]:
     return check
 
 
+def _on_off(value: str) -> str:
+    if value.lower() not in ("on", "off"):
+        raise Refused("{value} is neither on nor off.", value=value)
+    return value.lower()
+
+
 def _fraction(value: str) -> str:
     return str(counting.Rule.parse(value))
 
@@ -61,6 +67,12 @@ RULES: dict[str, Rule] = {
         Rule("major_quorum", ">=2/3", _fraction, "turnout for a major matter (三分之二以上)"),
         Rule("major_pass", ">=2/3", _fraction, "share that passes a major matter"),
         Rule("vote_max_days", "60", _int_between(1, 365), "the longest a vote may stay open"),
+        Rule(
+            "group_names_rooms",
+            "off",
+            _on_off,
+            "name the rooms still to vote in a group reminder (personal data)",
+        ),
     )
 }
 

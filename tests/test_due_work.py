@@ -112,3 +112,24 @@ def test_two_clocks_claim_each_row_once(bot_en: TestBot) -> None:
             select(func.count()).select_from(Outbox).where(Outbox.msgid.contains("expired"))
         )
     assert expired == 6
+
+
+def test_a_group_reminder_names_rooms_only_when_allowed_and_never_for_secret_votes(bot_en: TestBot) -> None:
+    from flows import settings
+    from storage.models import Poll
+
+    discussing(bot_en)
+    open_vote(bot_en, "1", "3d", "1", "1", "1")
+    for who in ("欧阳明", "李伟@1栋-102"):
+        bot_en.say("/vote 1 1", as_=who)
+    community = bot_en.issue(1).community_id
+    with bot_en.db.transaction() as session:
+        poll = session.scalar(select(Poll))
+        msgid, params = due.group_reminder(session, poll, bot_en.clock.now())
+        assert "rooms" not in params and (params["turnout"], params["eligible"]) == (2, 6)
+        settings.put(session, community, "group_names_rooms", "on")
+        msgid, params = due.group_reminder(session, poll, bot_en.clock.now())
+        assert params["rooms"] == "1栋103、1栋104、1栋105、1栋106" and "still to vote" in msgid
+        poll.secret = True
+        msgid, params = due.group_reminder(session, poll, bot_en.clock.now())
+        assert "rooms" not in params

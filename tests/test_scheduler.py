@@ -1,0 +1,72 @@
+"""The wake-up: APScheduler's jobs, the catch-up at start, and `yishi clock --once`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import App
+from bot.config import Config
+from bot.scheduler import Wakeup
+from flows import schedule
+from storage.db import Database
+from storage.models import DueWork, Issue
+from tests.harness import TestBot
+
+
+def raise_one(bot: TestBot) -> None:
+    bot.say("/as 欧阳明")
+    for line in ("/raise", "1栋电梯经常停运", "停了三次。", "1", "yes"):
+        bot.say(line)
+
+
+@pytest.mark.asyncio
+async def test_jobs_wake_at_the_next_due_time_at_eight_and_on_a_safety_interval(bot: TestBot) -> None:
+    raise_one(bot)
+    app = App(Config(database_url=bot.db.url), db=bot.db)
+    wakeup = Wakeup(app, {})
+    wakeup.start()
+    try:
+        ids = {job.id for job in wakeup.scheduler.get_jobs()}
+        assert {"safety", "digests Asia/Shanghai", "catch-up"} <= ids
+        cron = wakeup.scheduler.get_job("digests Asia/Shanghai")
+        assert cron is not None and str(cron.trigger) == "cron[hour='8', minute='0']"
+        await wakeup.tick()
+        nxt = wakeup.scheduler.get_job("next-due")
+        with bot.db.transaction() as session:
+            due_at = schedule.next_due(session)
+        assert nxt is not None and due_at is not None and nxt.next_run_time == max(due_at, nxt.next_run_time)
+    finally:
+        wakeup.scheduler.shutdown(wait=False)
+        await asyncio.sleep(0)
+
+
+def test_the_clock_process_catches_up_on_what_fell_due(sqlite_db: Database, tmp_path: Path) -> None:
+    bot = TestBot(sqlite_db, datetime.now(UTC) - timedelta(days=20))
+    from flows import register
+    from tests.conftest import REGISTER
+
+    with sqlite_db.transaction() as session:
+        register.import_file(session, REGISTER.read_bytes(), bot.clock.now())
+    raise_one(bot)  # raised twenty days ago: its support window ended while nothing ran
+    yishi = str(Path(sys.executable).with_name("yishi"))
+    env = dict(os.environ, DATABASE_URL=sqlite_db.url, YISHI_LOCALE="en")
+    done = subprocess.run(
+        [yishi, "clock", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Due work done: 1;" in done.stdout
+    with sqlite_db.transaction() as session:
+        assert session.scalar(select(Issue.status)) == "expired"
+        assert session.scalar(select(DueWork.fired_at).where(DueWork.kind == "expire")) is not None
+    again = subprocess.run(
+        [yishi, "clock", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "Due work done: 0; messages sent: 0." in again.stdout  # nothing is done twice
