@@ -53,11 +53,12 @@ def run() -> Result:
     timings = []
     with db.transaction() as session:
         buildings = session.scalars(select(Scope).where(Scope.level == "building")).all()
+        reader = session.scalar(select(Person).where(Person.household_id.is_not(None)).offset(1).limit(1))
         for _ in range(300):
             scope = rng.choice(buildings)
             start = time.perf_counter()
             flow.similar_open(
-                session, scope, f"{rng.choice(PLACES)}{rng.choice(PROBLEMS)}", "情况比较严重,请处理。"
+                session, scope, f"{rng.choice(PLACES)}{rng.choice(PROBLEMS)}", "情况比较严重,请处理。", reader
             )
             timings.append((time.perf_counter() - start) * 1000)
     db.dispose()

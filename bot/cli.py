@@ -208,7 +208,7 @@ def _settings(args: argparse.Namespace, config: Config, t: Translator) -> int:
         print(values[args.key])
         return 0
     for key, value in values.items():
-        print(f"{key} = {value}    # {settings.RULES[key].help}")
+        print(f"{key} = {value}    # {t(settings.RULES[key].help)}")
     return 0
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from flows import audit, lifecycle, outbox, people, schedule, scopes
 from flows import issues as issue_flow
 from flows.errors import Refused
+from flows.numbers import whole
 from flows.when import local, parse_moment
 from storage.models import ActionItem, Issue, ItemUpdate, Person, Rating
 
@@ -90,9 +91,10 @@ def progress(
     session: Session, person: Person, item_id: int, pct_text: str, text: str, now: datetime
 ) -> ActionItem:
     item, issue = _owned(session, person, item_id)
-    if not pct_text.rstrip("%").isdigit() or not 0 <= int(pct_text.rstrip("%")) <= 100:
+    pct = whole(pct_text.rstrip("%"), digits=3)
+    if pct is None or pct > 100:
         raise Refused("{value} is not a percentage from 0 to 100.", value=pct_text)
-    item.progress = int(pct_text.rstrip("%"))
+    item.progress = pct
     text = issue_flow.clean_text(text)
     session.add(ItemUpdate(item_id=item.id, person_id=person.id, progress=item.progress, text=text, at=now))
     audit.append(
@@ -159,7 +161,8 @@ def rate(
             n=issue.id,
             status=issue.status,
         )
-    if not score_text.isdigit() or not 1 <= int(score_text) <= 5:
+    score = whole(score_text, digits=1)
+    if score is None or not 1 <= score <= 5:
         raise Refused("Rate from 1 (not settled at all) to 5 (fully settled).")
     why = " ".join(why.split())[: issue_flow.TEXT_MAX] or None
     rating = session.scalar(
@@ -172,13 +175,13 @@ def rate(
             issue_id=issue.id,
             round=issue.rating_round,
             person_id=person.id,
-            score=int(score_text),
+            score=score,
             why=why,
             at=now,
         )
         session.add(rating)
     else:
-        rating.score, rating.why, rating.at = int(score_text), why, now
+        rating.score, rating.why, rating.at = score, why, now
     audit.append(
         session, at=now, action="rate", community_id=issue.community_id, actor_id=person.id, issue_id=issue.id,
         detail={"score": rating.score, "round": issue.rating_round},
@@ -221,6 +224,10 @@ def items_of(session: Session, issue_id: int) -> list[ActionItem]:
     return list(
         session.scalars(select(ActionItem).where(ActionItem.issue_id == issue_id).order_by(ActionItem.id))
     )
+
+
+def owns_any(session: Session, person: Person) -> bool:
+    return session.scalar(select(ActionItem.id).where(ActionItem.owner_id == person.id).limit(1)) is not None
 
 
 def owned_by(session: Session, person: Person) -> list[ActionItem]:

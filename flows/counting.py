@@ -25,9 +25,16 @@ class Rule:
     @classmethod
     def parse(cls, text: str) -> Rule:
         m = _RULE.match(text)
-        if not m or int(m.group(3)) == 0 or int(m.group(2)) > int(m.group(3)):
+        if not m:
             raise Refused("{value} is not a rule; write >1/2 or >=2/3.", value=text)
-        return cls(m.group(1) == ">", int(m.group(2)), int(m.group(3)))
+        rule = cls(m.group(1) == ">", int(m.group(2)), int(m.group(3)))
+        # a share of nothing is met by nobody voting; more than all can never be met
+        if rule.num == 0 or rule.den == 0 or rule.num > rule.den or (rule.strict and rule.num == rule.den):
+            raise Refused(
+                "{value} cannot work as a rule: use a share above 0 that can be met, like >1/2 or >=2/3.",
+                value=text,
+            )
+        return rule
 
     def met(self, part: int, whole: int) -> bool:
         left, right = part * self.den, self.num * whole

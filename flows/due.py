@@ -79,7 +79,7 @@ def run_due(db: Database, now: datetime, default_tz: str = "Asia/Shanghai") -> i
                 with db.transaction() as session:
                     if session.connection().execute(_CLAIM, {"row": row_id, "now": now}).rowcount != 1:
                         continue  # another clock took it
-                    WORK[kind](session, subject_id, due_at)
+                    WORK[kind](session, subject_id, due_at, now)
                     won += 1
             except IntegrityError:
                 log.warning("due work %s %s lost a race and was left to the winner", kind, subject_id)
@@ -88,7 +88,7 @@ def run_due(db: Database, now: datetime, default_tz: str = "Asia/Shanghai") -> i
 # --- the work itself -----------------------------------------------------------------------------
 
 
-def _expire(session: Session, issue_id: int, at: datetime) -> None:
+def _expire(session: Session, issue_id: int, at: datetime, now: datetime) -> None:
     issue = session.get(Issue, issue_id)
     if issue is None or issue.status != "raised":
         return
@@ -105,16 +105,16 @@ def _open_poll(session: Session, poll_id: int) -> Poll | None:
     return poll if poll is not None and poll.closed_at is None else None
 
 
-def _close(session: Session, poll_id: int, at: datetime) -> None:
+def _close(session: Session, poll_id: int, at: datetime, now: datetime) -> None:
     poll = _open_poll(session, poll_id)
     if poll is not None:
         votes.close(session, poll, at, None)
 
 
-def _remind(session: Session, poll_id: int, at: datetime) -> None:
+def _remind(session: Session, poll_id: int, at: datetime, now: datetime) -> None:
     """Everyone who may vote and whose unit has not: a private reminder."""
     poll = _open_poll(session, poll_id)
-    if poll is None or at >= poll.closes_at:
+    if poll is None or now >= poll.closes_at:  # the vote is over, or about to be counted: too late
         return
     table = Participation if poll.secret else Ballot
     voted = set(session.scalars(select(table.unit_id).where(table.poll_id == poll.id)))
@@ -161,9 +161,11 @@ def group_reminder(session: Session, poll: Poll, at: datetime) -> tuple[str, dic
     )
 
 
-def _item_due(session: Session, item_id: int, at: datetime) -> None:
+def _item_due(session: Session, item_id: int, at: datetime, now: datetime) -> None:
     item = session.connection().execute(_ITEM, {"item": item_id}).first()
-    if item is None or item.done_at is not None:
+    if (
+        item is None or item.done_at is not None or now >= at + schedule.ITEM_REMINDER
+    ):  # done, or late already
         return
     outbox.notify(
         session, item.owner_id, at, "Action item #{item} ({title}) is due within a day. /progress {item} PCT TEXT or /done {item}.",
@@ -171,7 +173,7 @@ def _item_due(session: Session, item_id: int, at: datetime) -> None:
     )  # fmt: skip
 
 
-def _escalate_item(session: Session, item_id: int, at: datetime) -> None:
+def _escalate_item(session: Session, item_id: int, at: datetime, now: datetime) -> None:
     """Seven days overdue: the people responsible one scope up are told, and the residents."""
     item = session.get(ActionItem, item_id)
     issue = session.get(Issue, item.issue_id) if item else None
@@ -205,7 +207,7 @@ def _responsible_above(session: Session, scope: Scope) -> list[Person]:
     return issue_flow.committee(session, scopes.community_id(scope))
 
 
-def _verdict(session: Session, issue_id: int, at: datetime) -> None:
+def _verdict(session: Session, issue_id: int, at: datetime, now: datetime) -> None:
     issue = session.get(Issue, issue_id)
     # a row of an earlier round (the issue was reopened and done again since) is dropped
     if (
@@ -217,7 +219,7 @@ def _verdict(session: Session, issue_id: int, at: datetime) -> None:
         actions.verdict(session, issue, at)
 
 
-def _digest(session: Session, person_id: int, at: datetime) -> None:
+def _digest(session: Session, person_id: int, at: datetime, now: datetime) -> None:
     reader = session.get(Person, person_id)
     if reader is None or reader.moved_out:
         return
@@ -235,7 +237,8 @@ def _digest(session: Session, person_id: int, at: datetime) -> None:
     )
 
 
-WORK: dict[str, Callable[[Session, int, datetime], None]] = {
+# each: (session, subject id, when it fell due, when it runs); acts at its due time
+WORK: dict[str, Callable[[Session, int, datetime, datetime], None]] = {
     "digest": _digest,
     "expire": _expire,
     "close_poll": _close,

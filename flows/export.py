@@ -150,5 +150,5 @@ def to_csv(data: dict) -> str:
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for issue in data["issues"]:
-        writer.writerow(issue)
+        writer.writerow({k: (str(v).lower() if isinstance(v, bool) else v) for k, v in issue.items()})
     return buf.getvalue()

@@ -13,6 +13,7 @@ from sqlalchemy.sql import ColumnElement
 
 from flows import audit, lifecycle, outbox, schedule, scopes, settings, textsense
 from flows.errors import Refused
+from flows.numbers import whole
 from storage.models import Comment, CommentReport, Issue, Person, Scope, Support
 
 TITLE_MAX = 100
@@ -59,10 +60,10 @@ def clean_text(text: str) -> str:
 
 
 def parse_id(text: str) -> int:
-    raw = text.strip().lstrip("#＃")
-    if not raw.isdigit() or len(raw) > 9:
+    number = whole(text.strip().lstrip("#＃"))
+    if number is None:
         raise Refused("{value} is not an issue number.", value=text.strip() or "?")
-    return int(raw)
+    return number
 
 
 def require_registered(person: Person | None) -> Person:
@@ -159,10 +160,14 @@ def scope_choices(session: Session, person: Person) -> list[Scope]:
     return scopes.choices_for(session, person)
 
 
-def similar_open(session: Session, scope: Scope, title: str, details: str) -> list[textsense.Match]:
-    """Up to three open issues in this scope or above it that look like the same matter."""
+def similar_open(
+    session: Session, scope: Scope, title: str, details: str, person: Person
+) -> list[textsense.Match]:
+    """Up to three open issues in this scope or above it that look like the same matter, leaving
+    out those the person raised or supports already (there is nothing to offer them there)."""
     ids = [s.id for s in scopes.ancestors(session, scope)]
-    return textsense.similar(session, f"{title} {details}", ids, lifecycle.SIMILAR_CANDIDATES)
+    backed = set(session.scalars(select(Support.issue_id).where(Support.person_id == person.id)))
+    return textsense.similar(session, f"{title} {details}", ids, lifecycle.SIMILAR_CANDIDATES, exclude=backed)
 
 
 def raise_issue(
@@ -323,10 +328,11 @@ def report(session: Session, person: Person, comment_id: int, now: datetime) -> 
             session,
             member,
             now,
-            "Comment C{c} on issue #{id} was hidden after {count} reports: /review {c} keep or /review {c} remove.",
+            "Comment C{c} on issue #{id} was hidden after {count} reports. It reads: {text}\n/review {c} keep or /review {c} remove.",
             c=comment.id,
             id=issue.id,
             count=count,
+            text=comment.text,
         )
     return True
 
@@ -445,8 +451,12 @@ def refer(session: Session, person: Person, issue_id: int, body: str, now: datet
     if not scopes.leads(session, person, issue.scope, ("committee",)):
         raise Refused("Only committee members can refer an issue.")
     body = " ".join(body.split())
-    if not body or len(body) > BODY_MAX:
+    if not body:
         raise Refused("Name the body to refer to, e.g. /refer {n} 区住建局.", n=issue.id)
+    if len(body) > BODY_MAX:
+        raise Refused(
+            "The body's name is {n} characters long; at most {max} please.", n=len(body), max=BODY_MAX
+        )
     if not lifecycle.can_move(issue, "referred"):
         raise Refused(
             "Issue #{n} is {status} and can no longer be referred.", n=issue.id, status=issue.status

@@ -18,6 +18,21 @@ def label(session: Session, person: Person) -> str:
     return f"{person.name}@{building.name}-{household.room}" if building and household else person.name
 
 
+def namesakes(session: Session, person: Person) -> bool:
+    """Whether someone else living in the community has the same name."""
+    return (
+        session.scalar(
+            select(Person.id).where(
+                Person.community_id == person.community_id,
+                Person.name == person.name,
+                Person.id != person.id,
+                Person.moved_out.is_(False),
+            )
+        )
+        is not None
+    )
+
+
 def find(session: Session, ref: str, community_id: int | None = None) -> Person:
     """The one person `ref` names among those living in the register (not moved out)."""
     ref = ref.strip()

@@ -110,6 +110,8 @@ def _check_row(line: int, values: dict[str, str]) -> tuple[Row | None, list[Refu
 
 def parse(data: bytes) -> list[Row]:
     text = _decode(data)
+    if not text.strip():
+        raise RegisterInvalid([(1, Refused("The file is empty."))])
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in COLUMNS if c not in header]
@@ -119,9 +121,10 @@ def parse(data: bytes) -> list[Row]:
                 (
                     1,
                     Refused(
-                        "Missing columns: {missing}. The header is {header}.",
+                        "Missing columns: {missing}. The file's header is {header}; it must be {expected}.",
                         missing=", ".join(missing),
-                        header=",".join(COLUMNS),
+                        header=",".join(header) or "-",
+                        expected=",".join(COLUMNS),
                     ),
                 )
             ]

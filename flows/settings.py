@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.i18n import N_
 from flows import counting
 from flows.errors import Refused
 from storage.models import Setting
@@ -57,16 +58,18 @@ def _timezone(value: str) -> str:
 RULES: dict[str, Rule] = {
     r.key: r
     for r in (
-        Rule("timezone", "", _timezone, "time zone for display, digests and typed dates"),
-        Rule("support_percent", "10", _int_between(1, 100), "households (%) of a scope that must support"),
-        Rule("support_minimum", "3", _int_between(1, 50), "the fewest supporting households"),
-        Rule("support_window_days", "14", _int_between(1, 90), "days an issue may gather support"),
-        Rule("report_hide_count", "3", _int_between(1, 50), "reports that hide a comment for review"),
-        Rule("quorum", ">1/2", _fraction, "turnout of the eligible for a valid vote (过半)"),
-        Rule("pass", ">1/2", _fraction, "share of those who voted that passes (过半数)"),
-        Rule("major_quorum", ">=2/3", _fraction, "turnout for a major matter (三分之二以上)"),
-        Rule("major_pass", ">=2/3", _fraction, "share that passes a major matter"),
-        Rule("vote_max_days", "60", _int_between(1, 365), "the longest a vote may stay open"),
+        Rule("timezone", "", _timezone, N_("time zone for display, digests and typed dates")),
+        Rule(
+            "support_percent", "10", _int_between(1, 100), N_("households (%) of a scope that must support")
+        ),
+        Rule("support_minimum", "3", _int_between(1, 50), N_("the fewest supporting households")),
+        Rule("support_window_days", "14", _int_between(1, 90), N_("days an issue may gather support")),
+        Rule("report_hide_count", "3", _int_between(1, 50), N_("reports that hide a comment for review")),
+        Rule("quorum", ">1/2", _fraction, N_("turnout of the eligible for a valid vote (过半)")),
+        Rule("pass", ">1/2", _fraction, N_("share of those who voted that passes (过半数)")),
+        Rule("major_quorum", ">=2/3", _fraction, N_("turnout for a major matter (三分之二以上)")),
+        Rule("major_pass", ">=2/3", _fraction, N_("share that passes a major matter")),
+        Rule("vote_max_days", "60", _int_between(1, 365), N_("the longest a vote may stay open")),
         Rule(
             "group_names_rooms",
             "off",

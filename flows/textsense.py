@@ -225,6 +225,7 @@ def similar(
     statuses: frozenset[str],
     limit: int = 3,
     min_score: float = 0.25,
+    exclude: set[int] | frozenset[int] = frozenset(),
 ) -> list[Match]:
     """Issues in the given scopes and statuses whose keywords overlap the text's (cosine of the sets)."""
     words = keywords(text)
@@ -234,7 +235,7 @@ def similar(
     scored = []
     for issue_id, title, count, shared in session.execute(_CANDIDATES, params):
         score = shared / math.sqrt(len(words) * max(count, 1))
-        if score >= min_score:
+        if score >= min_score and issue_id not in exclude:
             scored.append(Match(issue_id, title, score))
     scored.sort(key=lambda m: (-m.score, -m.id))
     return scored[:limit]

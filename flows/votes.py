@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from flows import audit, counting, lifecycle, outbox, people, schedule, scopes, settings
 from flows import issues as issue_flow
 from flows.errors import Refused
+from flows.numbers import whole
 from flows.when import local
 from storage.models import (
     Ballot,
@@ -186,18 +187,19 @@ def voters(session: Session, poll: Poll) -> list[Person]:
 def parse_choices(words: list[str], poll: LivePoll, count: int) -> list[int]:
     numbers = []
     for word in words:
-        if not word.isdigit() or not 1 <= int(word) <= count:
+        number = whole(word, digits=3)
+        if number is None or not 1 <= number <= count:
             raise Refused(
                 "{value} is not a choice: use the numbers 1–{n} that /issue shows.", value=word, n=count
             )
-        numbers.append(int(word))
+        numbers.append(number)
     if not numbers:
         raise Refused("Say which choice, by its number.")
     if len(set(numbers)) != len(numbers):
         raise Refused("Each choice only once, please.")
     limit = poll.max_choices if poll.kind == "multiple" else 1
     if len(numbers) > limit:
-        raise Refused("This vote takes at most {n} choices.", n=limit)
+        raise Refused("You may choose at most {n} here.", n=limit)
     return sorted(numbers)
 
 
@@ -324,6 +326,8 @@ def _open_ballot(
         session.connection().execute(_CAST, {"poll_id": poll.id, "unit_id": unit, **row})
         return False
     if ballot_voter != voter.id:
+        if proxy is not None:
+            raise Refused("The household of {name} has already voted.", name=voter.name)
         raise Refused("Your household has already voted; only the member who voted can change it.")
     session.connection().execute(_CHANGE, {"ballot": ballot_id, **row})
     return True
@@ -333,9 +337,13 @@ def proxy_vote(
     session: Session, leader: Person, issue_id: int, name: str, words: list[str], now: datetime
 ) -> tuple[Person, LivePoll]:
     voter = people.find(session, name, leader.community_id)
+    if voter.id == leader.id:
+        raise Refused("Vote for yourself with /vote.")
     home = scopes.home(session, voter)
     if home is None or not scopes.leads(session, leader, home, ("building_leader",)):
         raise Refused("You can enter ballots only for residents of your own building.")
+    if outbox.account_of(session, voter) is not None:
+        raise Refused("{name} has a chat account and votes in person.", name=voter.name)
     poll, _ = _live_poll(session, leader, issue_id, now)
     if poll.secret:
         raise Refused("A secret ballot cannot be entered for someone else.")

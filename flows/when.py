@@ -49,4 +49,9 @@ def parse_moment(text: str, now: datetime, tz: str) -> datetime:
 
 
 def local(at: datetime, tz: str) -> str:
-    return at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+    """A moment in the community's time; midnight as the end of the day before (`2026-12-10 24:00`),
+    the way a due date typed as `2026-12-10` is meant."""
+    moment = at.astimezone(ZoneInfo(tz))
+    if (moment.hour, moment.minute) == (0, 0):
+        return f"{(moment - timedelta(days=1)):%Y-%m-%d} 24:00"
+    return moment.strftime("%Y-%m-%d %H:%M")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.i18n import N_
-from flows import scopes
+from flows import actions, scopes
 from handlers import account, decide_commands, digest_command, issue_commands
 from handlers.context import Ctx
 from handlers.messages import Reply
@@ -48,6 +48,10 @@ def opener(ctx: Ctx) -> bool:
     return ctx.person is not None and bool(scopes.roles(ctx.person) & {"building_leader", "committee"})
 
 
+def owner(ctx: Ctx) -> bool:
+    return ctx.person is not None and actions.owns_any(ctx.session, ctx.person)
+
+
 def committee(ctx: Ctx) -> bool:
     return ctx.person is not None and "committee" in scopes.roles(ctx.person)
 
@@ -61,6 +65,7 @@ REFUSALS: dict[Who, str] = {
     leader: N_("Only building leaders, grid workers and committee members can do this."),
     committee: N_("Only committee members can do this."),
     building_leader: N_("Only building leaders can do this."),
+    owner: N_("Only owners of action items can do this."),
     opener: N_("Only building leaders and committee members can do this."),
 }
 
@@ -97,8 +102,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("proxyvote", ("代投",), building_leader, N_("/proxyvote N NAME CHOICE… (代投) — a ballot for a neighbour without a phone"), decide_commands.proxyvote),
     Command("closevote", ("结束表决",), opener, N_("/closevote N (结束表决) — close the vote on issue N early"), decide_commands.closevote),
     Command("task", ("派单",), committee, N_("/task N OWNER DUE TITLE (派单) — an action item on a passed issue"), decide_commands.task),
-    Command("progress", ("进展",), registered, N_("/progress T PCT TEXT (进展) — progress on your action item T"), decide_commands.progress),
-    Command("done", ("完成",), registered, N_("/done T (完成) — your action item T is done"), decide_commands.done),
+    Command("progress", ("进展",), owner, N_("/progress T PCT TEXT (进展) — progress on your action item T"), decide_commands.progress),
+    Command("done", ("完成",), owner, N_("/done T (完成) — your action item T is done"), decide_commands.done),
     Command("rate", ("评价",), resident, N_("/rate N 1-5 [WHY] (评价) — is the matter of issue N settled?"), decide_commands.rate),
     Command("digest", ("摘要", "订阅摘要"), registered, N_("/digest (摘要) — the digest now (leaders, committee); /digest on|off — a weekly one (residents)"), digest_command.run),
     Command("my", ("我的",), registered, N_("/my (我的) — your issues"), account.my),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flows import actions, votes
 from flows import issues as flow
 from flows.errors import Refused
+from flows.numbers import whole
 from flows.when import local
 from handlers import dialog
 from handlers import format as fmt
@@ -21,10 +22,10 @@ def _words(args: str, usage: str, least: int) -> list[str]:
 
 
 def _item_id(text: str) -> int:
-    raw = text.strip().lstrip("#＃")
-    if not raw.isdigit() or len(raw) > 9:
+    number = whole(text.strip().lstrip("#＃"))
+    if number is None:
         raise Refused("{value} is not an action item number.", value=text.strip())
-    return int(raw)
+    return number
 
 
 def openvote(ctx: Ctx, args: str) -> list[Reply]:
@@ -94,7 +95,14 @@ def closevote(ctx: Ctx, args: str) -> list[Reply]:
 
 def major(ctx: Ctx, args: str) -> list[Reply]:
     issue = votes.flag_major(ctx.session, ctx.registered, flow.parse_id(one_arg(args, "/major N")), ctx.now)
-    return [Reply(ctx.t("Issue #{id} is flagged as a major matter: its vote needs two thirds.", id=issue.id))]
+    return [
+        Reply(
+            ctx.t(
+                "Issue #{id} is flagged as a major matter: its vote will follow the stricter rules for major matters.",
+                id=issue.id,
+            )
+        )
+    ]
 
 
 def task(ctx: Ctx, args: str) -> list[Reply]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flows.errors import Refused
+from flows.numbers import whole
 from handlers import format as fmt
 from handlers.context import Ctx
 from handlers.messages import Option, Reply
@@ -85,8 +86,9 @@ def advance(ctx: Ctx, dialog: Dialog, state: DialogState, text: str) -> list[Rep
 def pick(text: str, options: list[Option]) -> Option | None:
     """The option a person chose: by its number, its payload (a button), or the start of its label."""
     text = text.strip()
-    if text.isdigit():
-        return options[int(text) - 1] if 1 <= int(text) <= len(options) else None
+    number = whole(text, digits=3)
+    if number is not None:
+        return options[number - 1] if 1 <= number <= len(options) else None
     found = [o for o in options if o.payload == text or (text and o.label.startswith(text))]
     return found[0] if len(found) == 1 else None
 

@@ -21,7 +21,7 @@ from bot.i18n import DEFAULT_LOCALE, N_, Translator
 from flows.errors import Refused
 from handlers import dialog
 from handlers import format as fmt
-from handlers.commands import BY_ALIAS, BY_NAME, CANCEL, REFUSALS, Command
+from handlers.commands import BY_ALIAS, BY_NAME, CANCEL, REFUSALS, Command, registered, unbound
 from handlers.context import Ctx, load_sender, locale_of
 from handlers.messages import Incoming, Reply
 from handlers.raise_dialog import RAISE
@@ -33,6 +33,7 @@ log = logging.getLogger("yishi.dispatch")
 
 DIALOGS = {d.name: d for d in (RAISE, OPEN_VOTE)}
 SECRET_COMMANDS = ("/vote", "投票", "/proxyvote", "代投")
+VOTE_WORDS = ("投票", "代投")
 _SLASH = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
 APOLOGY = N_("Sorry, something went wrong on our side and nothing was changed. Please try again later.")
 
@@ -117,7 +118,10 @@ class Dispatcher:
         state = dialog.load(ctx)
         replies: list[Reply] = []
         if state is not None:
-            leaving = text.startswith("/") or text in CANCEL.aliases
+            # a vote keyword leaves too: dialog data never holds the arguments of a vote
+            leaving = (
+                text.startswith("/") or text in CANCEL.aliases or text.split(maxsplit=1)[0] in VOTE_WORDS
+            )
             if not leaving:
                 return dialog.advance(ctx, DIALOGS[state.flow], state, text)
             if parsed is not None and parsed.command is not CANCEL:
@@ -141,5 +145,7 @@ class Dispatcher:
                 )
             ]
         if not command.who(ctx):
-            return [Reply(ctx.t(REFUSALS[command.who]))]
+            # someone not in the register is first told how to join, whatever the command needs
+            who = registered if ctx.person is None and command.who is not unbound else command.who
+            return [Reply(ctx.t(REFUSALS[who]))]
         return command.run(ctx, parsed.args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flows import issues as flow
 from flows import lifecycle
 from flows.errors import Refused
+from flows.numbers import whole
 from handlers import dialog
 from handlers import format as fmt
 from handlers.context import Ctx, one_arg
@@ -23,10 +24,10 @@ def _split(args: str, usage: str, parts: int) -> list[str]:
 
 
 def _comment_id(text: str) -> int:
-    raw = text.strip().upper().lstrip("C#")
-    if not raw.isdigit() or len(raw) > 9:
+    number = whole(text.strip().upper().lstrip("C#"))
+    if number is None:
         raise Refused("{value} is not a comment number (like C12).", value=text.strip())
-    return int(raw)
+    return number
 
 
 def raise_(ctx: Ctx, args: str) -> list[Reply]:

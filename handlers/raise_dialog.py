@@ -53,9 +53,8 @@ def _scope(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
     assert scope is not None
     data["scope_id"] = scope.id
     # kept with their titles: the confirm prompt and its answer need no query for them
-    data["similar"] = [
-        [i.id, i.title] for i in flow.similar_open(ctx.session, scope, data["title"], data["details"])
-    ]
+    found = flow.similar_open(ctx.session, scope, data["title"], data["details"], ctx.registered)
+    data["similar"] = [[i.id, i.title] for i in found]
     return "confirm", []
 
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from flows import issues as issue_flow
 from flows import votes
 from flows.errors import Refused
+from flows.numbers import whole
 from flows.when import local, parse_moment
 from handlers import format as fmt
 from handlers.context import Ctx
@@ -57,10 +58,10 @@ def _most_prompt(ctx: Ctx, data: dict) -> Reply:
 
 
 def _most(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
-    answer = text.strip()
-    if not answer.isdigit() or not 1 <= int(answer) <= len(data["labels"]):
+    most = whole(text, digits=3)
+    if most is None or not 1 <= most <= len(data["labels"]):
         raise Refused("Please answer with one of the numbers 1–{n}.", n=len(data["labels"]))
-    data["k"] = int(answer)
+    data["k"] = most
     return "duration", []
 
 

@@ -54,7 +54,7 @@ def test_multiple_adopts_at_most_k_most_votes_first() -> None:
 
 def test_rules_parse_and_refuse() -> None:
     assert str(Rule.parse(" >= 2 / 3 ")) == ">=2/3"
-    for bad in ("1/2", ">3/2", ">1/0", "half", ">=1/2/3"):
+    for bad in ("1/2", ">3/2", ">1/0", "half", ">=1/2/3", ">=0/1", ">0/5", ">1/1"):
         with pytest.raises(Refused):
             Rule.parse(bad)
     assert Rule.parse(">1/2").least(5) == 3 and Rule.parse(">=2/3").least(9) == 6

@@ -87,7 +87,10 @@ def test_a_whole_cycle_in_english_approve_per_household(bot_en: TestBot) -> None
             ("/as 王芳", "王芳"),
             ("/vote 1 3", "recorded: abstain"),
             ("/as 孙丽华", "孙丽华"),
-            ("/proxyvote 1 张强 1", "Ballot entered for 张强 on issue #1; the record shows you entered it."),
+            ("/proxyvote 1 张强 1", "张强 has a chat account and votes in person."),
+            ("/proxyvote 1 孙丽华 1", "Vote for yourself with /vote."),
+            ("/proxyvote 1 刘洋 1", "Ballot entered for 刘洋 on issue #1; the record shows you entered it."),
+            ("/proxyvote 1 谢委员 2", "The household of 谢委员 has already voted."),
             ("/my", "You have raised no open issues."),
             # E = 6, T = 4 (2·4 > 6), A = 3 (2·3 > 4): passed
             (
@@ -112,7 +115,7 @@ def test_a_whole_cycle_in_english_approve_per_household(bot_en: TestBot) -> None
             ("/as 谢委员", "谢委员"),
             (
                 "/task 1 吴师傅 2026-12-10 联系电梯维保公司检修",
-                "#1 assigned to 吴师傅 for issue #1, due 2026-12-11 00:00.",
+                "#1 assigned to 吴师傅 for issue #1, due 2026-12-10 24:00.",
             ),
             ("/task 1 吴师傅 5d 更换控制柜", "#2 assigned"),
             ("/as 吴师傅", "吴师傅"),
@@ -120,7 +123,7 @@ def test_a_whole_cycle_in_english_approve_per_household(bot_en: TestBot) -> None
                 "/my",
                 [
                     "Your action items:",
-                    "Action item #1: 联系电梯维保公司检修 — 吴师傅, due 2026-12-11 00:00, progress 0%",
+                    "Action item #1: 联系电梯维保公司检修 — 吴师傅, due 2026-12-10 24:00, progress 0%",
                 ],
             ),
             (
@@ -128,7 +131,7 @@ def test_a_whole_cycle_in_english_approve_per_household(bot_en: TestBot) -> None
                 ["Action item #1: progress 50%.", "[→ 欧阳明] Action item #1 of issue #1"],
             ),
             ("/done 1", "Action item #1 is done."),
-            ("/done 2", ["all the work on issue #1", "[→ 李伟] Every action item of issue #1"]),
+            ("/done 2", ["all the work on issue #1", "[→ 李伟@1栋-102] Every action item of issue #1"]),
         ]
     )
     assert bot.issue(1).status == "done"
@@ -229,7 +232,7 @@ REFUSALS = [
     ("欧阳明", "/major 1", "Only committee members can do this."),
     ("王芳", "/rate 1 5", "ratings are asked for when its work is done"),
     ("陈静", "/rate 1 5", "Only the author and the supporters of issue #1 rate it."),
-    ("吴师傅", "/done 1", "There is no action item #1."),
+    ("吴师傅", "/done 1", "Only owners of action items can do this."),
 ]
 
 
@@ -253,7 +256,7 @@ def test_refusals_while_voting_and_acting(bot_en: TestBot) -> None:
         [
             ("/as 欧阳明", "欧阳明"),
             ("/vote 1 4", "4 is not a choice: use the numbers 1–3"),
-            ("/vote 1 1 2", "This vote takes at most 1 choices."),
+            ("/vote 1 1 2", "You may choose at most 1 here."),
             ("/vote 1 x", "x is not a choice"),
             ("/as 陈静", "陈静"),  # 2栋
             ("/vote 1 1", "陈静 is not eligible in the vote on issue #1."),
@@ -276,11 +279,11 @@ def test_refusals_while_voting_and_acting(bot_en: TestBot) -> None:
             ("/vote 1 1", "There is no open vote on issue #1."),
             ("/as 谢委员", "谢委员"),
             ("/task 1 无名氏 3d 修电梯", "Nobody called 无名氏 is in the register."),
-            ("/task 1 吴师傅 2026-11-01 修电梯", "The due time 2026-11-02 00:00 has already passed."),
+            ("/task 1 吴师傅 2026-11-01 修电梯", "The due time 2026-11-01 24:00 has already passed."),
             ("/task 1 吴师傅 someday 修电梯", "someday is not a time"),
             ("/task 1 吴师傅 3d 修电梯", "#1 assigned"),
-            ("/progress 1 50 开始了", "Only the owner of action item #1 can report on it."),
-            ("/done 1", "Only the owner of action item #1"),
+            ("/progress 1 50 开始了", "Only owners of action items can do this."),
+            ("/done 1", "Only owners of action items can do this."),
             ("/as 吴师傅", "吴师傅"),
             ("/progress 1 150 很快", "150 is not a percentage from 0 to 100."),
             ("/progress 1 -5 很快", "-5 is not a percentage"),

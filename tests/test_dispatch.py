@@ -72,3 +72,10 @@ def test_plain_text_and_group_keywords_are_not_commands() -> None:
     assert parse("附议 7", is_group=True) is None
     unknown = parse("/frob 1", is_group=False)
     assert unknown is not None and unknown.command is None and unknown.word == "/frob"
+
+
+@pytest.mark.parametrize("text", ["/issue ፩", "/support 𐩀", "/vote 1 ፩", "/report C፩", "/progress ፩ 5 x"])
+def test_digits_of_other_scripts_are_not_numbers(bot_en: TestBot, text: str) -> None:
+    bot_en.say("/as 欧阳明")
+    reply = bot_en.say(text)
+    assert reply and "Sorry" not in reply  # a clear refusal, not an apology for a crash

@@ -24,7 +24,24 @@ from tests.conftest import START
 from tests.harness import TestBot
 
 EXOTIC = st.sampled_from(
-    ["😀", "👨‍👩‍👧", "\u200f", "\u202e", "مرحبا", "\x00", "\x1b[31m", "\ufeff", "１２", "＃", "/", "　", "\n"]
+    [
+        "😀",
+        "👨‍👩‍👧",
+        "\u200f",
+        "\u202e",
+        "مرحبا",
+        "\x00",
+        "\x1b[31m",
+        "\ufeff",
+        "１２",
+        "＃",
+        "፩",
+        "𐩀",
+        "²",
+        "/",
+        "　",
+        "\n",
+    ]
 )
 TEXT = st.one_of(
     st.text(max_size=200),

@@ -23,7 +23,10 @@ def test_withdraw_by_the_author_only(bot_en: TestBot) -> None:
             ("/as 欧阳明", "欧阳明"),
             (
                 "/withdraw 1",
-                ["Issue #1 was withdrawn.", "[→ 李伟] Issue #1 1栋楼道灯不亮 was withdrawn by its author."],
+                [
+                    "Issue #1 was withdrawn.",
+                    "[→ 李伟@1栋-102] Issue #1 1栋楼道灯不亮 was withdrawn by its author.",
+                ],
             ),
             ("/withdraw 1", "Issue #1 is withdrawn and can no longer be withdrawn."),
             ("/support 1", "Issue #1 is no longer gathering support."),

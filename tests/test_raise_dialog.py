@@ -155,3 +155,20 @@ def test_a_refused_command_inside_the_dialog_still_leaves_it(bot_en: TestBot) ->
     assert reply == "(The previous dialog was cancelled.)\nThere is no issue #99."
     assert bot_en.count(DialogState) == 0
     assert "I did not understand" in bot_en.say(LIFT)  # no longer an answer to the title step
+
+
+def test_a_vote_keyword_inside_the_dialog_leaves_it_and_is_never_stored(bot_en: TestBot) -> None:
+    bot_en.say("/as 欧阳明")
+    bot_en.say("/raise")
+    reply = bot_en.say("投票 1 2")
+    assert reply.startswith("(The previous dialog was cancelled.)") and "There is no issue #1." in reply
+    assert bot_en.count(DialogState) == 0
+
+
+def test_ones_own_issue_is_not_offered_as_a_similar_one(bot: TestBot) -> None:
+    bot.say("/as 李伟@1栋-102")
+    for line in ("/raise", "1栋电梯又坏了", "电梯停运,老人出行不便", "1", "yes"):
+        bot.say(line)
+    for line in ("/raise", LIFT, LIFT_DETAILS):
+        bot.say(line)
+    assert "附议 #1" not in bot.say("1")

@@ -367,7 +367,7 @@ BAD_FILES = {
     "room too long for the schema": (csv_bytes(GOOD, "梧桐社区,东片区,东一网格,1栋," + "1" * 33 + ",李伟,resident"), 3, "room is longer than 32"),
     "GBK bytes": ((HEADER + "\n" + GOOD + "\n").encode("gbk"), 2, "not UTF-8"),
     "GBK bytes further down": (HEADER.encode() + b"\n" + GOOD.encode() + b"\n" + GOOD.replace("101", "102").encode("gbk") + b"\n", 3, "not UTF-8"),
-    "empty file": (b"", 1, "Missing columns"),
+    "empty file": (b"", 1, "The file is empty."),
     "header only": (csv_bytes(), 1, "no people"),
     "blank lines only": (csv_bytes("", ",,,,,,", ""), 1, "no people"),
 }  # fmt: skip

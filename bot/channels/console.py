@@ -12,6 +12,7 @@ import unicodedata
 from typing import TextIO
 
 from sqlalchemy import select
+from sqlalchemy.orm import object_session
 
 from bot.app import App
 from bot.clock import MovableClock
@@ -37,7 +38,10 @@ class Console:
 
     def send(self, account: Account, text: str) -> None:
         """Deliver a message the bot sends on its own (the outbox's sender for this channel)."""
-        name = account.person.name if account.person else account.external_id
+        person, session = account.person, object_session(account)
+        name = account.external_id if person is None else person.name
+        if person is not None and session is not None and people.namesakes(session, person):
+            name = people.label(session, person)  # NAME@BUILDING-ROOM where two share a name
         self.print(f"[→ {name}] {text}")
 
     def print(self, text: str) -> None:
