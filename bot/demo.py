@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from flows import issues, register
+from flows import actions, issues, register, votes
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Person, Scope
@@ -100,6 +100,14 @@ def _residents_of(session, building: str) -> list[Person]:  # type: ignore[no-un
     return [p for p in people if p.household and p.household.building_id == scope.id]
 
 
+def _households(people: list[Person]) -> list[Person]:
+    """One person of each household: the first in the register."""
+    seen: dict[int | None, Person] = {}
+    for person in people:
+        seen.setdefault(person.household_id, person)
+    return list(seen.values())
+
+
 def create(url: str, now: datetime | None = None) -> None:
     """Make a fresh demo database at `url` (an SQLite file, replaced if it exists)."""
     if url.startswith("sqlite:///"):
@@ -139,16 +147,48 @@ def create(url: str, now: datetime | None = None) -> None:
         ):
             issues.comment(session, _person(session, who), parking.id, text, at + timedelta(days=1, hours=i))
 
+        # the parking issue is being voted on by 东片区's households
+        votes.open_poll(
+            session, _person(session, "周书记"), parking, kind="approve", labels=list(votes.APPROVE), k=1,
+            closes_at=now + timedelta(days=2), secret=False, unit="household", now=now - timedelta(days=1), tz="Asia/Shanghai",
+        )  # fmt: skip
+        for p in (
+            _households(_residents_of(session, "1栋"))[:7] + _households(_residents_of(session, "3栋"))[:4]
+        ):
+            votes.vote(session, p, parking.id, ["1"], now - timedelta(hours=20))
+
+        # 4栋 decided to move its sorting point; the work is under way
         trash, at = raise_(
-            "陈静", "4栋", "4栋垃圾分类投放点太远", "投放点在小区另一头,老人扔垃圾要走十分钟。", 2
+            "陈静", "4栋", "4栋垃圾分类投放点太远", "投放点在小区另一头,老人扔垃圾要走十分钟。", 12
         )
+        neighbours = _residents_of(session, "4栋")
+        for p in neighbours[1:4]:
+            issues.support(session, p, trash.id, at + timedelta(hours=3))
+        poll = votes.open_poll(
+            session, _person(session, "胡德福"), trash, kind="approve", labels=list(votes.APPROVE), k=1,
+            closes_at=now - timedelta(days=6), secret=False, unit="household", now=now - timedelta(days=9), tz="Asia/Shanghai",
+        )  # fmt: skip
+        for n, p in enumerate(_households(neighbours)[:14]):
+            votes.vote(session, p, trash.id, ["1" if n % 5 else "2"], now - timedelta(days=8))
+        votes.close(session, poll, now - timedelta(days=6), None)
+        item = actions.add(
+            session,
+            _person(session, "周书记"),
+            trash.id,
+            "吴师傅",
+            "7d",
+            "在4栋旁增设垃圾分类投放点",
+            now - timedelta(days=5),
+            "Asia/Shanghai",
+        )
+        actions.progress(
+            session,
+            _person(session, "吴师傅"),
+            item.id,
+            "40",
+            "已选址，正在采购垃圾桶",
+            now - timedelta(days=2),
+        )
+
         light, at = raise_("杨明", "西片区", "西片区路灯不亮", "西门到6栋的路灯坏了一个月了。", 10)
         issues.refer(session, _person(session, "周书记"), light.id, "区城管局", at + timedelta(days=2))
-        del trash
-
-
-def demo_database(tmpdir: Path) -> Database:
-    """A demo database in a folder (tests)."""
-    url = f"sqlite:///{tmpdir / 'demo.db'}"
-    create(url)
-    return Database(url)
