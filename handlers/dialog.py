@@ -93,5 +93,13 @@ def pick(text: str, options: list[Option]) -> Option | None:
     return found[0] if len(found) == 1 else None
 
 
+def choose(text: str, options: list[Option]) -> Option:
+    """The option chosen, or a refusal that names the numbers to answer with."""
+    chosen = pick(text, options)
+    if chosen is None:
+        raise Refused("Please answer with one of the numbers 1–{n}.", n=len(options))
+    return chosen
+
+
 YES = frozenset({"yes", "y", "是", "确认", "好", "ok"})
 NO = frozenset({"no", "n", "否", "不"})

@@ -10,7 +10,7 @@ from flows import issues as flow
 from flows.errors import Refused
 from handlers import format as fmt
 from handlers.context import Ctx
-from handlers.dialog import NO, YES, Dialog, Step, pick
+from handlers.dialog import NO, YES, Dialog, Step, choose, pick
 from handlers.messages import Option, Reply
 from storage.models import Issue, Scope
 
@@ -45,10 +45,7 @@ def _scope_prompt(ctx: Ctx, data: dict) -> Reply:
 
 
 def _scope(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
-    options = _scope_options(ctx)
-    chosen = pick(text, options)
-    if chosen is None:
-        raise Refused("Please answer with one of the numbers 1–{n}.", n=len(options))
+    chosen = choose(text, _scope_options(ctx))
     scope = ctx.session.get(Scope, int(chosen.payload.split(":")[1]))
     assert scope is not None
     data["scope_id"] = scope.id

@@ -16,7 +16,7 @@ from flows.numbers import whole
 from flows.when import local, parse_moment
 from handlers import format as fmt
 from handlers.context import Ctx
-from handlers.dialog import NO, YES, Dialog, Step, pick
+from handlers.dialog import NO, YES, Dialog, Step, choose, pick
 from handlers.messages import Option, Reply
 from storage.models import Issue
 
@@ -34,9 +34,7 @@ def _kind_prompt(ctx: Ctx, data: dict) -> Reply:
 
 
 def _kind(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
-    chosen = pick(text, _kind_options(ctx))
-    if chosen is None:
-        raise Refused("Please answer with one of the numbers 1–{n}.", n=len(votes.KINDS))
+    chosen = choose(text, _kind_options(ctx))
     data["kind"] = chosen.payload
     if chosen.payload == "approve":
         data["labels"] = list(votes.APPROVE)
@@ -93,9 +91,7 @@ def _secret_prompt(ctx: Ctx, data: dict) -> Reply:
 
 
 def _secret(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
-    chosen = pick(text, _secret_options(ctx))
-    if chosen is None:
-        raise Refused("Please answer with one of the numbers 1–{n}.", n=2)
+    chosen = choose(text, _secret_options(ctx))
     data["secret"] = chosen.payload == "secret"
     return "unit", []
 
@@ -109,9 +105,7 @@ def _unit_prompt(ctx: Ctx, data: dict) -> Reply:
 
 
 def _unit(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
-    chosen = pick(text, _unit_options(ctx))
-    if chosen is None:
-        raise Refused("Please answer with one of the numbers 1–{n}.", n=2)
+    chosen = choose(text, _unit_options(ctx))
     data["unit"] = chosen.payload
     issue = _issue(ctx, data)
     data["eligible"] = len(votes.eligible_units(ctx.session, issue.scope, data["unit"]))
