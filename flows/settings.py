@@ -74,7 +74,7 @@ RULES: dict[str, Rule] = {
             "group_names_rooms",
             "off",
             _on_off,
-            "name the rooms still to vote in a group reminder (personal data)",
+            N_("name the rooms still to vote in a group reminder (personal data)"),
         ),
     )
 }
