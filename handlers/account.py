@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows import actions, audit, people, scopes, votes
+from flows import actions, audit, people, votes
 from flows import issues as flow
 from flows.errors import Refused
 from handlers import dialog
@@ -123,7 +123,3 @@ def my(ctx: Ctx, args: str) -> list[Reply]:
         lines.append(ctx.t("Your action items:"))
         lines += [fmt.item_line(ctx.t, item, tz) for item in owned]
     return [Reply("\n".join(lines))]
-
-
-def person_may(ctx: Ctx, roles: tuple[str, ...]) -> bool:
-    return ctx.person is not None and bool(scopes.roles(ctx.person) & set(roles))

@@ -41,6 +41,13 @@ class TestBot:
         self.console.line(text)
         return self.out.getvalue()[start:].rstrip("\n")
 
+    def raise_issue(self, title: str, details: str = "详情。", scope: str = "1") -> str:
+        """Raise an issue through the whole dialog as the current speaker, publishing it; the last reply."""
+        reply = ""
+        for line in ("/raise", title, details, scope, "yes"):
+            reply = self.say(line)
+        return reply
+
     def verify_dialog(self, turns: Sequence[tuple[str, Expected]]) -> None:
         """Each (said, expected): every expected fragment is in the reply to what was said."""
         transcript = []

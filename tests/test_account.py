@@ -72,11 +72,9 @@ def test_lang_switches_the_persons_replies(bot: TestBot) -> None:
 
 def test_my_lists_raised_and_supported(bot_en: TestBot) -> None:
     bot_en.say("/as 欧阳明")
-    for line in ("/raise", "1栋电梯经常停运", "停了三次。", "1", "yes"):
-        bot_en.say(line)
+    bot_en.raise_issue("1栋电梯经常停运", "停了三次。")
     bot_en.say("/as 王芳")
-    for line in ("/raise", "1栋楼道堆物", "楼道里堆了很多杂物。", "1", "yes"):
-        bot_en.say(line)
+    bot_en.raise_issue("1栋楼道堆物", "楼道里堆了很多杂物。")
     bot_en.say("/support 1")
     mine = bot_en.say("/my")
     assert "You are 王芳@1栋-103." in mine

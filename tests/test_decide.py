@@ -14,8 +14,7 @@ from tests.harness import TestBot
 def discussing(bot: TestBot) -> None:
     """Issue #1 in 1栋 (6 households), supported into discussion."""
     bot.say("/as 欧阳明")
-    for line in ("/raise", "1栋电梯经常停运", "这个月已经停了三次。", "1", "yes"):
-        bot.say(line)
+    bot.raise_issue("1栋电梯经常停运", "这个月已经停了三次。")
     for who in ("李伟@1栋-102", "王芳"):
         bot.say("/support 1", as_=who)
     assert bot.issue(1).status == "discussing"

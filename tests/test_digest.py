@@ -14,11 +14,9 @@ from tests.harness import TestBot
 def busy_day(bot: TestBot) -> None:
     """Two issues and a lively discussion of the lift on 1 December (Tuesday) in 1栋."""
     bot.say("/as 欧阳明")
-    for line in ("/raise", "1栋电梯经常停运", "电梯这个月停运三次，老人上下楼困难。", "1", "yes"):
-        bot.say(line)
+    bot.raise_issue("1栋电梯经常停运", "电梯这个月停运三次，老人上下楼困难。")
     bot.say("/as 王芳")
-    for line in ("/raise", "1栋楼道堆放杂物", "楼道堆放杂物，消防通道堵塞。", "1", "yes"):
-        bot.say(line)
+    bot.raise_issue("1栋楼道堆放杂物", "楼道堆放杂物，消防通道堵塞。")
     for who, text in (
         ("李伟@1栋-102", "电梯停运太频繁了"),
         ("张强", "电梯维保公司要换"),

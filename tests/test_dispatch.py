@@ -18,8 +18,7 @@ def test_an_unexpected_error_is_logged_and_answered_with_an_apology(
     bot: TestBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     bot.say("/as 欧阳明")
-    for line in ("/raise", "1栋电梯经常停运", "停了三次。", "1", "yes"):
-        bot.say(line)
+    bot.raise_issue("1栋电梯经常停运", "停了三次。")
     bot.say("/as 李伟@1栋-102")
 
     def broken(*args: object) -> object:

@@ -101,8 +101,7 @@ class _Empty:
 def test_two_clocks_claim_each_row_once(bot_en: TestBot) -> None:
     for n in range(6):
         bot_en.say("/as 欧阳明")
-        for line in ("/raise", f"1栋第{n}号问题", "详情。", "1", "yes"):
-            bot_en.say(line)
+        bot_en.raise_issue(f"1栋第{n}号问题")
     at = bot_en.clock.now() + timedelta(days=15)
     with ThreadPoolExecutor(max_workers=2) as pool:
         won = list(pool.map(lambda _: due.run_due(bot_en.db, at), range(2)))

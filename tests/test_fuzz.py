@@ -61,8 +61,7 @@ SETTINGS = settings(
 def members(bot: TestBot) -> tuple[Database, list[str]]:
     """Every person of the register with a bound account, and an issue and a comment to aim at."""
     bot.say("/as 欧阳明")
-    for line in ("/raise", "1栋电梯经常停运", "停了三次。", "1", "yes"):
-        bot.say(line)
+    bot.raise_issue("1栋电梯经常停运", "停了三次。")
     bot.say("/comment 1 同意", as_="李伟@1栋-102")
     with bot.db.transaction() as session:
         for person in session.scalars(select(Person)):

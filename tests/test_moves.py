@@ -10,8 +10,7 @@ from tests.harness import TestBot
 
 def raise_issue(bot: TestBot, author: str, title: str, scope: str = "1") -> None:
     bot.say(f"/as {author}")
-    for line in ("/raise", title, "详细情况见标题。", scope, "yes"):
-        bot.say(line)
+    bot.raise_issue(title, "详细情况见标题。", scope)
 
 
 def test_withdraw_by_the_author_only(bot_en: TestBot) -> None:

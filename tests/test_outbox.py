@@ -14,8 +14,7 @@ from tests.harness import TestBot
 def make_notifications(bot: TestBot) -> None:
     """Three comments by others on 欧阳明's issue: three messages for him."""
     bot.say("/as 欧阳明")
-    for line in ("/raise", "1栋电梯经常停运", "停了三次。", "1", "yes"):
-        bot.say(line)
+    bot.raise_issue("1栋电梯经常停运", "停了三次。")
     with bot.db.transaction() as session:  # his account moves to a channel the console does not serve
         session.execute(Outbox.__table__.delete())
         for account in session.scalars(select(Account).where(Account.external_id == "person:1")):
@@ -78,7 +77,6 @@ def test_a_blocked_account_fails_for_good(bot: TestBot) -> None:
 
 def test_the_console_prints_what_others_receive(bot: TestBot) -> None:
     bot.say("/as 欧阳明")
-    for line in ("/raise", "1栋电梯经常停运", "停了三次。", "1", "yes"):
-        bot.say(line)
+    bot.raise_issue("1栋电梯经常停运", "停了三次。")
     reply = bot.say("/comment 1 我也遇到过", as_="王芳")
     assert "[→ 欧阳明] 您的议题 #1 有新评论 C1：我也遇到过" in reply

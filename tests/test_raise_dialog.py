@@ -56,8 +56,7 @@ def test_raise_in_english(bot_en: TestBot) -> None:
 
 def test_similar_issue_offered_and_supported_instead(bot: TestBot) -> None:
     bot.say("/as 李伟@1栋-102")
-    for line in ("/raise", "1栋电梯又坏了", "电梯停运,老人出行不便", "1", "yes"):
-        bot.say(line)
+    bot.raise_issue("1栋电梯又坏了", "电梯停运,老人出行不便")
     bot.verify_dialog(
         [
             ("/as 欧阳明", "欧阳明"),
@@ -76,8 +75,7 @@ def test_similar_issue_offered_and_supported_instead(bot: TestBot) -> None:
 
 def test_similar_issue_not_offered_from_another_building(bot: TestBot) -> None:
     bot.say("/as 陈静")
-    for line in ("/raise", "2栋电梯又坏了", "电梯停运", "1", "yes"):
-        bot.say(line)
+    bot.raise_issue("2栋电梯又坏了", "电梯停运")
     bot.say("/as 欧阳明")
     for line in ("/raise", LIFT, LIFT_DETAILS):
         bot.say(line)
@@ -167,8 +165,7 @@ def test_a_vote_keyword_inside_the_dialog_leaves_it_and_is_never_stored(bot_en: 
 
 def test_ones_own_issue_is_not_offered_as_a_similar_one(bot: TestBot) -> None:
     bot.say("/as 李伟@1栋-102")
-    for line in ("/raise", "1栋电梯又坏了", "电梯停运,老人出行不便", "1", "yes"):
-        bot.say(line)
+    bot.raise_issue("1栋电梯又坏了", "电梯停运,老人出行不便")
     for line in ("/raise", LIFT, LIFT_DETAILS):
         bot.say(line)
     assert "附议 #1" not in bot.say("1")

@@ -68,8 +68,7 @@ def stage(bot_en: TestBot) -> TestBot:
         register.import_file(session, OTHER_COMMUNITY.encode(), START)
     for author, title in (("欧阳明", "1栋电梯经常停运"), ("王芳", "1栋楼道堆物")):
         bot_en.say(f"/as {author}")
-        for line in ("/raise", title, "详情。", "1", "yes"):
-            bot_en.say(line)
+        bot_en.raise_issue(title)
     bot_en.say("/comment 1 物业电话打不通", as_="李伟@1栋-102")
     for who in {w for w, _, _ in CASES}:
         bot_en.say(f"/as {who}")  # every account exists before the snapshot

@@ -23,8 +23,7 @@ from tests.harness import TestBot
 
 def raise_one(bot: TestBot) -> None:
     bot.say("/as 欧阳明")
-    for line in ("/raise", "1栋电梯经常停运", "停了三次。", "1", "yes"):
-        bot.say(line)
+    bot.raise_issue("1栋电梯经常停运", "停了三次。")
 
 
 @pytest.mark.asyncio

@@ -12,8 +12,7 @@ from tests.harness import TestBot
 
 def raise_lift(bot: TestBot, author: str = "欧阳明", scope: str = "1") -> None:
     bot.say(f"/as {author}")
-    for line in ("/raise", "1栋电梯经常停运", "这个月已经停了三次。", scope, "yes"):
-        bot.say(line)
+    bot.raise_issue("1栋电梯经常停运", "这个月已经停了三次。", scope)
 
 
 def statuses(bot: TestBot, issue_id: int = 1) -> list[str]:
