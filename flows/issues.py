@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.sql import ColumnElement
 
-from flows import audit, lifecycle, outbox, schedule, scopes, settings, textsense
+from flows import audit, lifecycle, outbox, people, schedule, scopes, settings, textsense
 from flows.errors import Refused
 from flows.numbers import whole
 from storage.models import Comment, CommentReport, Issue, Person, Scope, Support
@@ -74,7 +74,7 @@ def require_registered(person: Person | None) -> Person:
     return person
 
 
-def get_issue(session: Session, person: Person, issue_id: int) -> Issue:
+def get_issue(session: Session, person: people.Member, issue_id: int) -> Issue:
     issue = session.scalar(_ISSUE, {"id": issue_id})
     if issue is None or issue.community_id != person.community_id:
         raise Refused("There is no issue #{n}.", n=issue_id)

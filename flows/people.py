@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flows.errors import Refused
 from storage.models import Household, Person, Scope
+
+
+class Member(Protocol):
+    """A person of the register as a vote needs them: a `Person`, or the plain values of one."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def household_id(self) -> int | None: ...
+    @property
+    def community_id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
 
 
 def label(session: Session, person: Person) -> str:

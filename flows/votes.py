@@ -247,7 +247,7 @@ class LivePoll(NamedTuple):
 
 
 def _live_poll(
-    session: Session, person: Person, issue_id: int, now: datetime
+    session: Session, person: people.Member, issue_id: int, now: datetime
 ) -> tuple[LivePoll, dict[int, str]]:
     """The issue's open poll and its options' labels by number, in one query."""
     rows = (
@@ -264,7 +264,7 @@ def _live_poll(
 
 def vote(
     session: Session,
-    voter: Person,
+    voter: people.Member,
     issue_id: int,
     words: list[str],
     now: datetime,
@@ -299,7 +299,9 @@ def vote(
     return poll, [labels[n] for n in choices], changed
 
 
-def _secret_ballot(session: Session, poll: LivePoll, unit: int, voter: Person, choices: list[int]) -> bool:
+def _secret_ballot(
+    session: Session, poll: LivePoll, unit: int, voter: people.Member, choices: list[int]
+) -> bool:
     conn = session.connection()
     if conn.execute(_TAKEN, {"poll": poll.id, "unit": unit}).first() is not None:
         if poll.unit == "household":
@@ -314,7 +316,7 @@ def _open_ballot(
     session: Session,
     poll: LivePoll,
     unit: int,
-    voter: Person,
+    voter: people.Member,
     choices: list[int],
     proxy: Person | None,
     now: datetime,

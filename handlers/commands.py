@@ -23,15 +23,16 @@ def anyone(ctx: Ctx) -> bool:
 
 
 def unbound(ctx: Ctx) -> bool:
-    return ctx.person is None
+    return ctx.member is None
 
 
 def registered(ctx: Ctx) -> bool:
-    return ctx.person is not None
+    return ctx.member is not None
 
 
 def resident(ctx: Ctx) -> bool:
-    return ctx.person is not None and ctx.person.household_id is not None
+    member = ctx.member
+    return member is not None and member.household_id is not None
 
 
 def leader(ctx: Ctx) -> bool:

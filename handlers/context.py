@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
@@ -16,51 +18,124 @@ from handlers.messages import Incoming
 from storage.models import Account, DialogState, Household, Person
 
 
+class Sender(NamedTuple):
+    """Who sent a message, as plain values read with it: most messages need no more."""
+
+    account_id: int
+    account_locale: str | None
+    person_id: int | None  # None when the account is unbound or its person moved out
+    person_locale: str | None
+    household_id: int | None
+    community_id: int | None
+    name: str | None
+    in_dialog: bool
+
+
+class Member(NamedTuple):
+    """The sender as a person of the register, in plain values (see `flows.people.Member`)."""
+
+    id: int
+    household_id: int | None
+    community_id: int
+    name: str
+
+
 @dataclass
 class Ctx:
     session: Session
-    account: Account
-    person: Person | None
+    sender: Sender
     incoming: Incoming
     now: datetime
     t: Translator
     default_timezone: str = "Asia/Shanghai"
-    # the account's dialog as loaded with the account (handlers/dialog.py keeps it current)
+    # the account's dialog, loaded with the message when it has one (handlers/dialog.py keeps it current)
     dialog: DialogState | None = None
     # a /command left a dialog: kept left even if the command is refused and its transaction undone
     left_dialog: bool = False
+
+    # the ORM objects are loaded only when a handler asks: a ballot needs none of them
+    @cached_property
+    def account(self) -> Account:
+        account = self.session.get(Account, self.sender.account_id)
+        assert account is not None
+        return account
+
+    @cached_property
+    def person(self) -> Person | None:
+        return None if self.sender.person_id is None else self.session.get(Person, self.sender.person_id)
+
+    @property
+    def member(self) -> Member | None:
+        """The sender's person without loading it (once loaded or bound by /join, as it now is)."""
+        if "person" in self.__dict__:
+            p = self.person
+            return None if p is None else Member(p.id, p.household_id, p.community_id, p.name)
+        s = self.sender
+        if s.person_id is None:
+            return None
+        assert s.community_id is not None and s.name is not None
+        return Member(s.person_id, s.household_id, s.community_id, s.name)
 
     @property
     def registered(self) -> Person:
         """The person behind the account, or a refusal telling them to /join."""
         return require_registered(self.person)
 
+    @property
+    def voter(self) -> Member:
+        """`registered`, as plain values."""
+        member = self.member
+        if member is None:
+            require_registered(None)
+        assert member is not None
+        return member
+
     def timezone(self, community_id: int) -> str:
         return str(settings.get(self.session, community_id, "timezone", self.default_timezone))
 
 
+def choose_locale(
+    person_locale: str | None, account_locale: str | None, default: str = DEFAULT_LOCALE
+) -> str:
+    """The person's language, else the account's (chosen before joining), else the community's."""
+    return person_locale or account_locale or default
+
+
 def locale_of(account: Account, person: Person | None, default: str = DEFAULT_LOCALE) -> str:
-    return (person.locale if person and person.locale else None) or account.locale or default
+    return choose_locale(person.locale if person else None, account.locale, default)
 
 
-# built once: constructing a select with its loader options costs more than running it
+# built once, and read as plain values: loading ORM objects costs more than the query
 _SENDER = (
-    select(Account, Person, DialogState)
+    select(
+        Account.id,
+        Account.locale,
+        Person.id,
+        Person.locale,
+        Person.household_id,
+        Person.community_id,
+        Person.name,
+        Person.moved_out,
+        DialogState.account_id.is_not(None),
+    )
     .outerjoin(Person, Person.id == Account.person_id)
     .outerjoin(DialogState, DialogState.account_id == Account.id)
     .where(Account.channel == bindparam("channel"), Account.external_id == bindparam("external_id"))
 )
 
 
-def load_sender(
-    session: Session, channel: str, external_id: str, now: datetime
-) -> tuple[Account, Person | None, DialogState | None]:
-    """The account, its person and its dialog, in one query: every message needs them."""
-    row = session.execute(_SENDER, {"channel": channel, "external_id": external_id}).first()
+def load_sender(session: Session, channel: str, external_id: str, now: datetime) -> Sender:
+    """The account, its person and whether it is in a dialog, in one query: every message needs them."""
+    row = session.connection().execute(_SENDER, {"channel": channel, "external_id": external_id}).first()
     if row is None:
-        return find_account(session, channel, external_id, now), None, None
-    account, person, state = row
-    return account, (None if person is None or person.moved_out else person), state
+        account = find_account(session, channel, external_id, now)
+        return Sender(account.id, account.locale, None, None, None, None, None, False)
+    account_id, account_locale, person_id, person_locale, household_id, community_id, name, gone, dialog = row
+    if person_id is None or gone:
+        return Sender(account_id, account_locale, None, None, None, None, None, dialog)
+    return Sender(
+        account_id, account_locale, person_id, person_locale, household_id, community_id, name, dialog
+    )
 
 
 def find_account(session: Session, channel: str, external_id: str, now: datetime) -> Account:

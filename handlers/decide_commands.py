@@ -36,7 +36,7 @@ def openvote(ctx: Ctx, args: str) -> list[Reply]:
 
 def vote(ctx: Ctx, args: str) -> list[Reply]:
     number, *words = _words(args, "/vote N CHOICE…", 2)
-    poll, chosen, changed = votes.vote(ctx.session, ctx.registered, flow.parse_id(number), words, ctx.now)
+    poll, chosen, changed = votes.vote(ctx.session, ctx.voter, flow.parse_id(number), words, ctx.now)
     labels = ", ".join(
         fmt.option_label(ctx.t, poll.kind, votes.APPROVE.index(c) + 1, c) if poll.kind == "approve" else c
         for c in chosen

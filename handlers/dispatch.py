@@ -22,7 +22,7 @@ from flows.errors import Refused
 from handlers import dialog
 from handlers import format as fmt
 from handlers.commands import BY_ALIAS, BY_NAME, CANCEL, REFUSALS, Command, registered, unbound
-from handlers.context import Ctx, load_sender, locale_of
+from handlers.context import Ctx, choose_locale, load_sender
 from handlers.messages import Incoming, Reply
 from handlers.raise_dialog import RAISE
 from handlers.vote_dialog import OPEN_VOTE
@@ -92,17 +92,15 @@ class Dispatcher:
         try:
             with self.db.transaction() as session:
                 now = self.clock.now()
-                account, person, state = load_sender(session, incoming.channel, incoming.account_id, now)
-                account_id = account.id
-                locale = locale_of(account, person, self.default_locale)
-                ctx = Ctx(
-                    session, account, person, incoming, now, Translator(locale), self.default_timezone, state
-                )
+                sender = load_sender(session, incoming.channel, incoming.account_id, now)
+                locale = choose_locale(sender.person_locale, sender.account_locale, self.default_locale)
+                state = session.get(DialogState, sender.account_id) if sender.in_dialog else None
+                ctx = Ctx(session, sender, incoming, now, Translator(locale), self.default_timezone, state)
                 return self._route(ctx, text)
         except Refused as refusal:
             # a command said no and its whole transaction is undone; a dialog it interrupted stays left
             assert ctx is not None
-            left = self._leave_dialog(ctx.t, account_id) if ctx.left_dialog else []
+            left = self._leave_dialog(ctx.t, ctx.sender.account_id) if ctx.left_dialog else []
             return [*left, Reply(fmt.refusal(ctx.t, refusal))]
         except Exception:
             log.exception("unexpected error handling %r", redact(incoming))
@@ -146,6 +144,6 @@ class Dispatcher:
             ]
         if not command.who(ctx):
             # someone not in the register is first told how to join, whatever the command needs
-            who = registered if ctx.person is None and command.who is not unbound else command.who
+            who = registered if ctx.member is None and command.who is not unbound else command.who
             return [Reply(ctx.t(REFUSALS[who]))]
         return command.run(ctx, parsed.args)
