@@ -226,16 +226,24 @@ def _clock(args: argparse.Namespace, config: Config, t: Translator) -> int:
     import asyncio
 
     from bot.app import App
-    from bot.scheduler import Wakeup, run_forever
+    from bot.channels import ChannelUnavailable, outward
+    from bot.scheduler import run_forever, run_once
 
     app = App(config)
-    senders: dict = {}  # the chat channels that can send from this process (none configured yet)
-    if args.once:
-        won, sent = Wakeup(app, senders).step()
-        print(t("Due work done: {won}; messages sent: {sent}.", won=won, sent=sent))
-        return 0
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_forever(app, senders))
+    channels = outward(config)
+    if not channels:
+        print(t("No chat channel is configured (TELEGRAM_TOKEN): messages wait in the outbox."))
+    try:
+        if args.once:
+            won, sent = asyncio.run(run_once(app, channels))
+            print(t("Due work done: {won}; messages sent: {sent}.", won=won, sent=sent))
+            return 0
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_forever(app, channels))
+    except ChannelUnavailable as exc:
+        reason = t(exc.msgid, **exc.params)
+        print(t("The chat channel cannot be used: {reason}.", reason=reason), file=sys.stderr)
+        return 1
     return 0
 
 

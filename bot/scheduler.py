@@ -10,8 +10,9 @@ do what fell due, then send what is queued. At start it catches up on everything
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -19,6 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 
 from bot.app import App
+from bot.channels import Outward
 from flows import outbox, schedule, settings
 from storage.models import Scope
 
@@ -73,10 +75,27 @@ class Wakeup:
         self.scheduler.start()
 
 
-async def run_forever(app: App, senders: Mapping[str, outbox.Send]) -> None:
-    wakeup = Wakeup(app, senders)
-    wakeup.start()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        wakeup.scheduler.shutdown(wait=False)
+@contextlib.asynccontextmanager
+async def sending(channels: Sequence[Outward]) -> AsyncIterator[dict[str, outbox.Send]]:
+    """The channels started for the time of the block: the outbox's senders by channel name."""
+    async with contextlib.AsyncExitStack() as stack:
+        for channel in channels:
+            await channel.start()
+            stack.push_async_callback(channel.stop)
+        yield {channel.name: channel.send for channel in channels}
+
+
+async def run_forever(app: App, channels: Sequence[Outward]) -> None:
+    async with sending(channels) as senders:
+        wakeup = Wakeup(app, senders)
+        wakeup.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            wakeup.scheduler.shutdown(wait=False)
+
+
+async def run_once(app: App, channels: Sequence[Outward]) -> tuple[int, int]:
+    """What is due now, and its messages sent: `yishi clock --once`."""
+    async with sending(channels) as senders:
+        return await asyncio.to_thread(Wakeup(app, senders).step)

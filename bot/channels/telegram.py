@@ -1,0 +1,87 @@
+"""Telegram through python-telegram-bot 22: the outbox's messages to residents' private chats.
+
+A Telegram account's external id is the resident's user id, which is also the id of their
+private chat with the bot. Sending runs on the process's event loop; the outbox's sender
+calls `send` from its worker thread and waits for the answer, so a message is marked sent
+only once Telegram has taken it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from telegram.constants import MessageLimit
+from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
+from telegram.ext import AIORateLimiter, ExtBot
+from telegram.request import HTTPXRequest
+
+from bot.channels import TOKEN_REFUSED, UNREACHABLE, ChannelUnavailable
+from bot.config import Config
+from flows.outbox import DeliveryFailed
+from storage.models import Account
+
+CHANNEL = "telegram"
+DEFAULT_API_URL = "https://api.telegram.org/bot"
+# one send, flood-control retries included, ends well within the outbox's lease
+SEND_TIMEOUT = 60.0
+
+log = logging.getLogger("yishi.telegram")
+
+
+def split(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """A long text (a digest) as messages Telegram accepts, cut at line ends where possible."""
+    parts: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit + 1)
+        cut = limit if cut <= 0 else cut
+        parts.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    return [*parts, text] if text else parts
+
+
+class TelegramChannel:
+    name = CHANNEL
+
+    def __init__(self, config: Config) -> None:
+        self.api_url = config.telegram_api_url or DEFAULT_API_URL
+        self.bot = ExtBot(
+            config.telegram_token,
+            base_url=self.api_url,
+            request=HTTPXRequest(connect_timeout=5, read_timeout=10, write_timeout=10, pool_timeout=5),
+            rate_limiter=AIORateLimiter(max_retries=3),
+        )
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        try:
+            await self.bot.initialize()  # getMe: the token is checked once, here
+        except InvalidToken:  # its message would carry the token: not repeated
+            raise ChannelUnavailable(TOKEN_REFUSED, variable="TELEGRAM_TOKEN") from None
+        except TelegramError as exc:
+            raise ChannelUnavailable(UNREACHABLE, url=self.api_url, error=exc.message) from None
+        self.loop = asyncio.get_running_loop()
+        log.info("telegram: sending as @%s", self.bot.username)
+
+    async def stop(self) -> None:
+        await self.bot.shutdown()
+
+    def send(self, account: Account, text: str) -> None:
+        """The outbox's sender (called from a worker thread while the loop runs)."""
+        assert self.loop is not None, "start() the channel first"
+        future = asyncio.run_coroutine_threadsafe(self._send(int(account.external_id), text), self.loop)
+        try:
+            future.result(SEND_TIMEOUT)
+        except FutureTimeout:
+            future.cancel()
+            raise DeliveryFailed("Telegram did not answer in time") from None
+
+    async def _send(self, chat_id: int, text: str) -> None:
+        try:
+            for part in split(text):
+                await self.bot.send_message(chat_id=chat_id, text=part)
+        except (Forbidden, BadRequest) as exc:  # blocked, chat gone, a message refused: final
+            raise DeliveryFailed(exc.message, permanent=True) from None
+        except TelegramError as exc:  # network, timeouts, flood control beyond the retries
+            raise DeliveryFailed(exc.message) from None
