@@ -18,7 +18,7 @@ from sqlalchemy import select
 from flows import actions, issues, register, votes
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import Person, Scope
+from storage.models import Account, Person, Scope
 
 COMMUNITY = "梧桐社区"
 LAYOUT = {  # area → grid → buildings
@@ -108,6 +108,20 @@ def _households(people: list[Person]) -> list[Person]:
     return list(seen.values())
 
 
+def _join_on_console(session, at: datetime) -> None:  # type: ignore[no-untyped-def]
+    """Everyone with a role and about a third of the residents have joined, here on the console
+    (as `/as NAME` binds them), so that what the bot sends them on its own is printed; the rest,
+    like real neighbours without the bot, still count in thresholds and quorums."""
+    named = {*NAMED.values(), *LEADERS.values(), *GRID_WORKERS.values()}
+    for person in session.scalars(select(Person).order_by(Person.id)):
+        if person.name in named or person.roles != "resident" or person.id % 3 == 0:
+            session.add(
+                Account(
+                    channel="console", external_id=f"person:{person.id}", person_id=person.id, created_at=at
+                )
+            )
+
+
 def create(url: str, now: datetime | None = None) -> None:
     """Make a fresh demo database at `url` (an SQLite file, replaced if it exists)."""
     if url.startswith("sqlite:///"):
@@ -192,3 +206,4 @@ def create(url: str, now: datetime | None = None) -> None:
 
         light, at = raise_("杨明", "西片区", "西片区路灯不亮", "西门到6栋的路灯坏了一个月了。", 10)
         issues.refer(session, _person(session, "周书记"), light.id, "区城管局", at + timedelta(days=2))
+        _join_on_console(session, now - timedelta(days=20))

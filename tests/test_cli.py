@@ -462,3 +462,25 @@ def test_demo_makes_its_own_believable_community(tmp_path: Path) -> None:
     assert 150 <= found["people"] <= 260  # type: ignore[index,operator]
     assert {"resident", "building_leader", "grid_worker", "committee", "staff"} <= found["roles"]  # type: ignore[index,operator]
     assert len(found["statuses"]) >= 3, found["statuses"]  # type: ignore[index,arg-type]
+
+
+def test_the_demo_console_shows_time_at_work(tmp_path: Path) -> None:
+    """Issue 4's demonstration: named reminders, a vote closing by itself, an action item reminded
+    and escalated, and a digest, all from moving the console's clock."""
+    script = "/clock +1d\n/clock +23h\n/clock +1h\n/clock +8d\n"
+    out = run("demo", db=None, cwd=tmp_path, stdin=script).stdout
+    lines = out.splitlines()
+    moved = [n for n, line in enumerate(lines) if line.startswith("The clock is now")]
+    assert len(moved) == 4, out
+
+    def between(a: int, b: int) -> str:
+        return "\n".join(lines[moved[a] : moved[b] if b < len(moved) else len(lines)])
+
+    first, second, third, last = (between(i, i + 1) for i in range(4))
+    assert "[→ 张秀英] Reminder: the vote on issue #2 closes in 24 hours" in first  # she has not voted
+    assert "[→ 吴师傅] Action item #1 (在4栋旁增设垃圾分类投放点) is due within a day." in first
+    assert "[→ 张秀英] Reminder: the vote on issue #2 closes in 2 hours" in second
+    assert "[→ 欧阳明] The vote on issue #2 东片区晚上停车难 has closed: no quorum." in third
+    assert "closes in" not in third and "has closed" not in first + second + last  # each at its time
+    assert "[→ 郑海燕] Action item #1 (在4栋旁增设垃圾分类投放点) of issue #3 is seven days overdue" in last
+    assert "[→ 周书记] Digest of your scopes (摘要)" in last
