@@ -10,6 +10,7 @@ sender there, with the message received but its answer still in flight.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -103,11 +104,12 @@ def _handler(fake: FakeTelegram) -> type[BaseHTTPRequestHandler]:
             )
             status, payload = fake.answer(url.path, {k: str(v) for k, v in params.items()})
             data = json.dumps(payload, ensure_ascii=False).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a sender killed mid-request
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
         do_GET = do_POST
 
