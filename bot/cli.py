@@ -16,7 +16,7 @@ from pathlib import Path
 from bot.config import Config, ConfigError
 from bot.i18n import Translator
 from flows.errors import Refused
-from storage.migrate import SchemaBehind
+from storage.migrate import NoDatabase, SchemaBehind
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,6 +82,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args, config, t)
     except Refused as refusal:
         print(t(refusal.msgid, **refusal.params), file=sys.stderr)
+        return 2
+    except NoDatabase as exc:
+        print(
+            t(
+                "There is no database at {path}. Run `yishi db upgrade` to create it, or `yishi demo` for a demo community.",
+                path=exc.path,
+            ),
+            file=sys.stderr,
+        )
         return 2
     except SchemaBehind as exc:
         print(

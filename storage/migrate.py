@@ -23,6 +23,14 @@ class SchemaBehind(RuntimeError):
         self.current, self.head = current or "-", head or "-"
 
 
+class NoDatabase(SchemaBehind):
+    """The SQLite file does not exist: said as such, and not created by asking."""
+
+    def __init__(self, path: Path, head: str | None) -> None:
+        super().__init__(None, head)
+        self.path = path
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -47,6 +55,11 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def require_current(engine: Engine) -> None:
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        path = Path(url.database)
+        if not path.exists():  # connecting would leave an empty file behind
+            raise NoDatabase(path.resolve(), head_revision())
     current, head = current_revision(engine), head_revision()
     if current != head:
         raise SchemaBehind(current, head)

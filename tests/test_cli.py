@@ -162,11 +162,21 @@ def active(templates: dict[str, Path], tmp_path: Path) -> Path:
 
 
 def test_console_refuses_a_database_that_is_not_upgraded(tmp_path: Path) -> None:
-    path = tmp_path / "new.db"
+    path = tmp_path / "old.db"
+    sqlite3.connect(path).close()  # a file, but no migration run on it
     result = run("console", db=path, cwd=tmp_path, stdin="/as 欧阳明\n")
-    assert result.returncode != 0
-    assert "yishi db upgrade" in result.stderr
+    assert result.returncode == 2
+    assert "Run `yishi db upgrade` first." in result.stderr
     assert "欧阳明" not in result.stdout
+
+
+@pytest.mark.parametrize("command", [("console",), ("export",), ("clock", "--once")])
+def test_a_database_file_that_does_not_exist_is_named_and_not_created(tmp_path: Path, command: tuple) -> None:
+    path = tmp_path / "typo.db"
+    result = run(*command, db=path, cwd=tmp_path, locale="zh_CN")
+    assert result.returncode == 2
+    assert f"{path} 没有数据库" in result.stderr, result.stderr
+    assert not path.exists()
 
 
 def test_db_upgrade_brings_an_empty_database_to_the_newest_migration(tmp_path: Path) -> None:
