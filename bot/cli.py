@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import errno
 import io
 import json
 import logging
@@ -14,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot.config import Config, ConfigError
-from bot.i18n import Translator
+from bot.i18n import N_, Translator
 from flows.errors import Refused
 from storage.migrate import NoDatabase, SchemaBehind
 
@@ -133,6 +134,14 @@ def _open(config: Config):  # type: ignore[no-untyped-def]
     return db
 
 
+# the operating system's reasons are in English: the common ones in the operator's language
+_OS_REASONS = {
+    errno.ENOENT: N_("there is no such file"),
+    errno.EACCES: N_("permission denied"),
+    errno.EISDIR: N_("it is a folder"),
+}
+
+
 def _import(args: argparse.Namespace, config: Config, t: Translator) -> int:
     from bot.clock import Clock
     from flows import register
@@ -140,7 +149,8 @@ def _import(args: argparse.Namespace, config: Config, t: Translator) -> int:
     try:
         data = Path(args.file).read_bytes()
     except OSError as exc:
-        print(t("Cannot read {file}: {reason}", file=args.file, reason=exc.strerror), file=sys.stderr)
+        reason = t(_OS_REASONS[exc.errno]) if exc.errno in _OS_REASONS else exc.strerror
+        print(t("Cannot read {file}: {reason}", file=args.file, reason=reason), file=sys.stderr)
         return 2
     db = _open(config)
     try:

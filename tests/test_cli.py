@@ -247,10 +247,20 @@ def test_a_bad_file_is_refused_naming_the_line_and_nothing_is_written(
     assert snapshot(imported) == before
 
 
-def test_a_missing_file_is_refused(imported: Path, tmp_path: Path) -> None:
-    result = run("import", str(tmp_path / "nowhere.csv"), db=imported, cwd=tmp_path)
-    assert result.returncode != 0
-    assert "nowhere.csv" in result.stderr and "Traceback" not in result.stderr
+@pytest.mark.parametrize(
+    ("name", "locale", "expected"),
+    [
+        ("nowhere.csv", "en", "there is no such file"),
+        ("nowhere.csv", "zh_CN", "没有这个文件"),
+        (".", "zh_CN", "这是一个文件夹"),
+    ],
+)
+def test_a_file_that_cannot_be_read_is_refused_in_the_operators_language(
+    imported: Path, tmp_path: Path, name: str, locale: str, expected: str
+) -> None:
+    result = run("import", str(tmp_path / name), db=imported, cwd=tmp_path, locale=locale)
+    assert result.returncode == 2
+    assert expected in result.stderr and "Traceback" not in result.stderr
 
 
 # --- invites ----------------------------------------------------------------------------
