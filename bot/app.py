@@ -57,5 +57,5 @@ class App:
         """Everything that fell due by the clock's now: deadlines, reminders, verdicts."""
         return due.run_due(self.db, self.clock.now(), self.config.timezone)
 
-    def deliver(self, senders: Mapping[str, outbox.Send]) -> int:
-        return outbox.deliver_due(self.db, self.clock.now(), senders, self.render)
+    def deliver(self, senders: Mapping[str, outbox.Sender]) -> int:
+        return outbox.deliver_due(self.db, self.clock.now, senders, self.render)

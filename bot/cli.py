@@ -13,11 +13,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Config, ConfigError
 from bot.i18n import N_, Translator
 from flows.errors import Refused
 from storage.migrate import NoDatabase, SchemaBehind
+
+if TYPE_CHECKING:
+    from bot.channels import ChannelUnavailable
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(
+        logging.WARNING
+    )  # its INFO lines carry the Bot API's URL, token and all
     args = _parser().parse_args(argv)
     try:
         config = Config.from_environ()
@@ -254,16 +261,22 @@ def _clock(args: argparse.Namespace, config: Config, t: Translator) -> int:
         print(t("No chat channel is configured (TELEGRAM_TOKEN): messages wait in the outbox."))
     try:
         if args.once:
-            won, sent = asyncio.run(run_once(app, channels))
+            won, sent, failed = asyncio.run(run_once(app, channels))
             print(t("Due work done: {won}; messages sent: {sent}.", won=won, sent=sent))
-            return 0
+            for exc in failed:
+                _channel_unavailable(t, exc)
+            return 1 if failed else 0
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_forever(app, channels))
     except ChannelUnavailable as exc:
-        reason = t(exc.msgid, **exc.params)
-        print(t("The chat channel cannot be used: {reason}.", reason=reason), file=sys.stderr)
+        _channel_unavailable(t, exc)
         return 1
     return 0
+
+
+def _channel_unavailable(t: Translator, exc: ChannelUnavailable) -> None:
+    reason = t(exc.msgid, **exc.params)
+    print(t("The chat channel cannot be used: {reason}.", reason=reason), file=sys.stderr)
 
 
 def _audit(args: argparse.Namespace, config: Config, t: Translator) -> int:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from flows import actions, issues, register, votes
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import Account, Person, Scope
+from storage.models import Account, Invite, Person, Scope
 
 COMMUNITY = "梧桐社区"
 LAYOUT = {  # area → grid → buildings
@@ -115,11 +115,13 @@ def _join_on_console(session, at: datetime) -> None:  # type: ignore[no-untyped-
     named = {*NAMED.values(), *LEADERS.values(), *GRID_WORKERS.values()}
     for person in session.scalars(select(Person).order_by(Person.id)):
         if person.name in named or person.roles != "resident" or person.id % 3 == 0:
-            session.add(
-                Account(
-                    channel="console", external_id=f"person:{person.id}", person_id=person.id, created_at=at
-                )
+            account = Account(
+                channel="console", external_id=f"person:{person.id}", person_id=person.id, created_at=at
             )
+            session.add(account)
+            session.flush()
+            for invite in session.scalars(select(Invite).where(Invite.person_id == person.id)):
+                invite.used_at, invite.used_by_account_id = at, account.id  # joined: not listed by `invites`
 
 
 def create(url: str, now: datetime | None = None) -> None:

@@ -10,9 +10,8 @@ do what fell due, then send what is queued. At start it catches up on everything
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,8 +19,8 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 
 from bot.app import App
-from bot.channels import Outward
-from flows import outbox, schedule, settings
+from bot.channels import ChannelUnavailable, Outward
+from flows import schedule, settings
 from storage.models import Scope
 
 log = logging.getLogger("yishi.clock")
@@ -31,18 +30,43 @@ JOB_DEFAULTS = {"coalesce": True, "misfire_grace_time": None, "max_instances": 1
 
 
 class Wakeup:
-    def __init__(self, app: App, senders: Mapping[str, outbox.Send]) -> None:
-        self.app, self.senders = app, senders
+    def __init__(self, app: App, channels: Sequence[Outward]) -> None:
+        self.app, self.channels = app, channels
+        self.ready: dict[str, Outward] = {}  # the channels started: only their messages are claimed
+        self.busy = asyncio.Lock()  # the jobs share one step at a time
         self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
+
+    async def connect(self) -> list[ChannelUnavailable]:
+        """Start the channels not started yet; why each of the others cannot start. One that
+        cannot be reached is tried again at the next wake-up; its messages wait meanwhile."""
+        failed = []
+        for channel in self.channels:
+            if channel.name in self.ready:
+                continue
+            try:
+                await channel.start()
+            except ChannelUnavailable as exc:
+                log.warning("%s cannot start: %s; its messages wait", channel.name, exc)
+                failed.append(exc)
+            else:
+                self.ready[channel.name] = channel
+        return failed
+
+    async def disconnect(self) -> None:
+        for channel in self.ready.values():
+            await channel.stop()
+        self.ready = {}
 
     def step(self) -> tuple[int, int]:
         """Due work, then delivery; (rows won, messages sent)."""
         won = self.app.run_due()
-        sent = self.app.deliver(self.senders)
+        sent = self.app.deliver(self.ready)
         return won, sent
 
     async def tick(self) -> None:
-        won, sent = await asyncio.to_thread(self.step)  # the database calls are blocking
+        async with self.busy:
+            await self.connect()
+            won, sent = await asyncio.to_thread(self.step)  # the database calls are blocking
         if won or sent:
             log.info("clock: %d due rows done, %d messages sent", won, sent)
         self.plan_next()
@@ -75,27 +99,28 @@ class Wakeup:
         self.scheduler.start()
 
 
-@contextlib.asynccontextmanager
-async def sending(channels: Sequence[Outward]) -> AsyncIterator[dict[str, outbox.Send]]:
-    """The channels started for the time of the block: the outbox's senders by channel name."""
-    async with contextlib.AsyncExitStack() as stack:
-        for channel in channels:
-            await channel.start()
-            stack.push_async_callback(channel.stop)
-        yield {channel.name: channel.send for channel in channels}
-
-
 async def run_forever(app: App, channels: Sequence[Outward]) -> None:
-    async with sending(channels) as senders:
-        wakeup = Wakeup(app, senders)
+    """The clock process; a channel whose token is refused stops it before anything runs."""
+    wakeup = Wakeup(app, channels)
+    try:
+        for failure in await wakeup.connect():
+            if failure.permanent:
+                raise failure
         wakeup.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
+        await asyncio.Event().wait()
+    finally:
+        if wakeup.scheduler.running:
             wakeup.scheduler.shutdown(wait=False)
+        await wakeup.disconnect()
 
 
-async def run_once(app: App, channels: Sequence[Outward]) -> tuple[int, int]:
-    """What is due now, and its messages sent: `yishi clock --once`."""
-    async with sending(channels) as senders:
-        return await asyncio.to_thread(Wakeup(app, senders).step)
+async def run_once(app: App, channels: Sequence[Outward]) -> tuple[int, int, list[ChannelUnavailable]]:
+    """What is due now, and its messages sent: `yishi clock --once`. The due work is done even
+    when a channel cannot start; (rows won, messages sent, why channels could not start)."""
+    wakeup = Wakeup(app, channels)
+    try:
+        failed = await wakeup.connect()
+        won, sent = await asyncio.to_thread(wakeup.step)
+    finally:
+        await wakeup.disconnect()
+    return won, sent, failed

@@ -240,6 +240,9 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(String(500))
+    # the text as first rendered (a retry sends the same words) and how many of its parts are out
+    rendered: Mapped[str | None] = mapped_column(Text)
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     account: Mapped[Account] = relationship()
 

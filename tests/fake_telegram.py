@@ -1,7 +1,8 @@
 """A fake Telegram Bot API: a real HTTP server on 127.0.0.1 that python-telegram-bot talks to.
 
 It checks what it receives as the Bot API does (the token in the path, the method, a known
-chat, a text of 1 to 4,096 characters, a bot the user has not blocked) and answers in the
+chat, a text of 1 to 4,096 characters, a user who started the bot and has not blocked it)
+and can play an outage (502) or flood control (429, retry after 1 s). It answers in the
 API's own shape, `{"ok": true, "result": …}` or `{"ok": false, "error_code": …,
 "description": …}`. It records each message it accepts. `on_message` is a hook called with
 the count of messages accepted so far, before the answer goes back: a test can kill the
@@ -31,7 +32,9 @@ class FakeTelegram:
     chats: set[int] = field(default_factory=set)  # users who have started the bot
     blocked: set[int] = field(default_factory=set)  # users who have blocked it since
     sent: list[tuple[int, str]] = field(default_factory=list)
-    unavailable: int = 0  # the next this many messages are answered 502 Bad Gateway, as on an outage
+    unavailable: int = 0  # the next this many requests are answered 502 Bad Gateway, as in an outage
+    flood: int = 0  # the next this many messages are refused by flood control: retry after 1 s
+    strangers: set[int] = field(default_factory=set)  # users who never started the bot
     on_message: Callable[[int], None] | None = None
     port: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -49,6 +52,9 @@ class FakeTelegram:
         if not path.startswith(prefix):
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
         method = path[len(prefix) :].lower()
+        if self.unavailable > 0:
+            self.unavailable -= 1
+            return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
         if method == "getme":
             return 200, {"ok": True, "result": BOT_USER}
         if method != "sendmessage":
@@ -59,9 +65,6 @@ class FakeTelegram:
         def bad(description: str, code: int = 400) -> tuple[int, dict]:
             return code, {"ok": False, "error_code": code, "description": description}
 
-        if self.unavailable > 0:
-            self.unavailable -= 1
-            return bad("Bad Gateway", 502)
         raw_chat, text = params.get("chat_id", ""), params.get("text", "")
         if not raw_chat:
             return bad("Bad Request: chat_id is empty")
@@ -69,6 +72,8 @@ class FakeTelegram:
             chat_id = int(raw_chat)
         except ValueError:
             return bad("Bad Request: chat not found")
+        if chat_id in self.strangers:
+            return bad("Forbidden: bot can't initiate conversation with a user", 403)
         if chat_id not in self.chats:
             return bad("Bad Request: chat not found")
         if chat_id in self.blocked:
@@ -77,6 +82,14 @@ class FakeTelegram:
             return bad("Bad Request: message text is empty")
         if len(text) > MAX_TEXT:
             return bad("Bad Request: message is too long")
+        if self.flood > 0:
+            self.flood -= 1
+            return 429, {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 1",
+                "parameters": {"retry_after": 1},
+            }
         with self.lock:
             self.sent.append((chat_id, text))
             count = len(self.sent)

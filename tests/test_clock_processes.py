@@ -104,7 +104,10 @@ def test_a_clock_killed_mid_delivery_loses_nothing_and_doubles_only_what_was_in_
         clock = subprocess.Popen(
             [YISHI, "clock"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        clock.communicate(timeout=120)
+        try:
+            clock.communicate(timeout=120)
+        finally:
+            clock.kill()  # if the hook never fired, the test fails without leaving a clock behind
         assert clock.returncode == -signal.SIGKILL
         fake.on_message = None
 
@@ -124,7 +127,7 @@ def test_a_clock_killed_mid_delivery_loses_nothing_and_doubles_only_what_was_in_
         try:
             wait_for(lambda: len(sent_chats(sqlite_db)) == REMINDERS - 1)
         finally:
-            restarted.terminate()
+            restarted.kill()
             restarted.communicate(timeout=30)
         assert sent_chats(sqlite_db) == chats - in_flight  # the message in flight waits out its lease
         assert len(fake.sent) == REMINDERS
@@ -157,7 +160,11 @@ def test_two_clock_processes_on_postgresql_claim_and_deliver_each_reminder_once(
             subprocess.Popen([YISHI, "clock", "--once"], env=env, stdout=subprocess.PIPE, text=True)
             for _ in range(2)
         ]
-        outputs = [c.communicate(timeout=120)[0] for c in clocks]
+        try:
+            outputs = [c.communicate(timeout=120)[0] for c in clocks]
+        finally:
+            for c in clocks:
+                c.kill()
     assert all(c.returncode == 0 for c in clocks), outputs
     won = [int(o.split("Due work done: ")[1].split(";")[0]) for o in outputs]
     sent = [int(o.split("messages sent: ")[1].split(".")[0]) for o in outputs]

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
-from flows.outbox import DeliveryFailed, backoff
+from flows.outbox import DeliveryFailed, Recipient, backoff, split
+from handlers.messages import Incoming
 from storage.models import Account, Outbox
 from tests.harness import TestBot
+
+
+class Channel:
+    """A channel for the outbox's tests: records what it takes; `failing` says how it fails."""
+
+    def __init__(
+        self, failing: Callable[[str], Exception | None] = lambda text: None, max_length: int | None = None
+    ):
+        self.failing, self.max_length = failing, max_length
+        self.received: list[str] = []
+
+    def send(self, recipient: Recipient, text: str) -> None:
+        exc = self.failing(text)
+        if exc is not None:
+            raise exc
+        self.received.append(text)
+
+
+def works() -> dict[str, Channel]:
+    return {"flaky": Channel()}
 
 
 def make_notifications(bot: TestBot) -> None:
@@ -25,20 +49,14 @@ def make_notifications(bot: TestBot) -> None:
 
 def test_a_channel_that_fails_three_times_then_works_gets_each_message_once(bot: TestBot) -> None:
     make_notifications(bot)
-    received: list[str] = []
     failures = iter(range(3))
-
-    def flaky(account: Account, text: str) -> None:
-        if next(failures, None) is not None:
-            raise DeliveryFailed("timeout")
-        received.append(text)
-
+    flaky = Channel(lambda text: DeliveryFailed("timeout") if next(failures, None) is not None else None)
     attempts = 0
-    while len(received) < 3 and attempts < 20:
+    while len(flaky.received) < 3 and attempts < 20:
         attempts += 1
         bot.app.deliver({"flaky": flaky})
         bot.advance(timedelta(minutes=10))
-    assert sorted(received) == sorted(
+    assert sorted(flaky.received) == sorted(
         f"您的议题 #1 有新评论 C{c}：{t}" for c, t in ((1, "一"), (2, "二"), (3, "三"))
     )
     assert bot.app.deliver({"flaky": flaky}) == 0  # nothing left, nothing sent twice
@@ -50,29 +68,78 @@ def test_a_channel_that_fails_three_times_then_works_gets_each_message_once(bot:
 
 def test_backoff_waits_on_the_same_clock(bot: TestBot) -> None:
     make_notifications(bot)
-
-    def down(account: Account, text: str) -> None:
-        raise DeliveryFailed("503")
-
-    assert bot.app.deliver({"flaky": down}) == 0
-    assert bot.app.deliver({"flaky": lambda a, t: None}) == 0  # not due again yet
+    assert bot.app.deliver({"flaky": Channel(lambda text: DeliveryFailed("503"))}) == 0
+    assert bot.app.deliver(works()) == 0  # not due again yet
     bot.advance(backoff(1))
-    assert bot.app.deliver({"flaky": lambda a, t: None}) == 3
+    assert bot.app.deliver(works()) == 3
 
 
 def test_a_blocked_account_fails_for_good(bot: TestBot) -> None:
     make_notifications(bot)
-
-    def blocked(account: Account, text: str) -> None:
-        raise DeliveryFailed("Forbidden: bot was blocked by the user", permanent=True)
-
-    bot.app.deliver({"flaky": blocked})
+    blocked = DeliveryFailed("Forbidden: bot was blocked by the user", permanent=True)
+    bot.app.deliver({"flaky": Channel(lambda text: blocked)})
     bot.advance(timedelta(days=1))
-    assert bot.app.deliver({"flaky": lambda a, t: None}) == 0
+    assert bot.app.deliver(works()) == 0
     with bot.db.transaction() as session:
         assert all(
             r.failed_at is not None and "blocked" in (r.error or "") for r in session.scalars(select(Outbox))
         )
+
+
+def test_an_unexpected_error_in_a_channel_is_logged_and_tried_again(bot: TestBot, caplog) -> None:  # type: ignore[no-untyped-def]
+    make_notifications(bot)
+    assert bot.app.deliver({"flaky": Channel(lambda text: ValueError("a bug"))}) == 0
+    assert "unexpected error sending on flaky" in caplog.text
+    with bot.db.transaction() as session:
+        assert {r.error for r in session.scalars(select(Outbox))} == {"ValueError"}
+    bot.advance(backoff(1))
+    assert bot.app.deliver(works()) == 3
+
+
+def test_a_long_message_goes_in_parts_and_a_retry_resumes_where_it_stopped(bot: TestBot) -> None:
+    make_notifications(bot)
+    with bot.db.transaction() as session:
+        session.execute(Outbox.__table__.delete().where(Outbox.id > 1))
+        row = session.get(Outbox, 1)
+        assert row is not None
+        row.rendered = "第一段\n第二段\n第三段"  # as if rendered by an earlier attempt
+    calls = iter(["ok", "fail", "ok", "ok"])
+    short = Channel(lambda text: DeliveryFailed("timeout") if next(calls) == "fail" else None, max_length=4)
+    assert bot.app.deliver({"flaky": short}) == 0  # the first part went, the second failed
+    bot.advance(backoff(1))
+    assert bot.app.deliver({"flaky": short}) == 1
+    assert short.received == ["第一段", "第二段", "第三段"]  # nothing sent twice
+    with bot.db.transaction() as session:
+        row = session.get(Outbox, 1)
+        assert row is not None and row.parts_sent == 3 and row.sent_at is not None and row.attempts == 2
+
+
+def test_a_retry_sends_the_words_of_the_first_attempt(bot: TestBot) -> None:
+    make_notifications(bot)
+    bot.app.deliver({"flaky": Channel(lambda text: DeliveryFailed("timeout"))})
+    with bot.db.transaction() as session:  # the reader switches language between the attempts
+        for account in session.scalars(select(Account).where(Account.channel == "flaky")):
+            account.locale = "en"
+            if account.person:
+                account.person.locale = "en"
+    bot.advance(backoff(1))
+    channel = Channel()
+    assert bot.app.deliver({"flaky": channel}) == 3
+    assert all(text.startswith("您的议题 #1 有新评论") for text in channel.received)
+
+
+@given(st.text(alphabet=st.sampled_from("ab \n议"), max_size=3000), st.integers(1, 500))
+def test_parts_fit_say_something_and_keep_every_character_but_cut_line_ends(text: str, limit: int) -> None:
+    parts = split(text, limit)
+    assert all(len(part) <= limit and part.strip() for part in parts)
+    assert "".join(parts).replace("\n", "").replace(" ", "") == text.replace("\n", "").replace(" ", "")
+
+
+def test_parts_are_cut_at_line_ends_where_there_are_some() -> None:
+    lines = ["甲" * 3000, "乙" * 3000, "丙" * 10]
+    assert split("\n".join(lines), 4096) == [lines[0], lines[1] + "\n" + lines[2]]
+    assert split("x" * 5000, 4096) == ["x" * 4096, "x" * 904]
+    assert split("短", None) == ["短"]
 
 
 def test_the_console_prints_what_others_receive(bot: TestBot) -> None:
@@ -80,3 +147,17 @@ def test_the_console_prints_what_others_receive(bot: TestBot) -> None:
     bot.raise_issue("1栋电梯经常停运", "停了三次。")
     reply = bot.say("/comment 1 我也遇到过", as_="王芳")
     assert "[→ 欧阳明] 您的议题 #1 有新评论 C1：我也遇到过" in reply
+
+
+def test_a_resident_is_answered_while_a_channel_is_sending(bot: TestBot) -> None:
+    """No transaction is open during a send: on SQLite one would hold the write lock, and every
+    resident's message would wait for Telegram."""
+    make_notifications(bot)
+    answers: list[str] = []
+
+    def meanwhile(text: str) -> None:
+        replies = bot.app.dispatcher.handle(Incoming("console", "person:2", "console", text="/help"))
+        answers.append(replies[0].text)
+
+    assert bot.app.deliver({"flaky": Channel(lambda text: meanwhile(text))}) == 3
+    assert len(answers) == 3 and all(a.startswith("可用命令：") for a in answers), answers

@@ -30,7 +30,7 @@ def raise_one(bot: TestBot) -> None:
 async def test_jobs_wake_at_the_next_due_time_at_eight_and_on_a_safety_interval(bot: TestBot) -> None:
     raise_one(bot)
     app = App(Config(database_url=bot.db.url), db=bot.db)
-    wakeup = Wakeup(app, {})
+    wakeup = Wakeup(app, [])
     wakeup.start()
     try:
         ids = {job.id for job in wakeup.scheduler.get_jobs()}

@@ -9,13 +9,12 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from hypothesis import given
-from hypothesis import strategies as st
+import pytest
 from sqlalchemy import select
 
-from bot.channels.telegram import TelegramChannel, split
+from bot.channels.telegram import TelegramChannel
 from bot.config import Config
-from bot.scheduler import run_once
+from bot.scheduler import Wakeup, run_once
 from flows.outbox import backoff
 from storage.db import Database
 from storage.models import Account, Outbox
@@ -41,7 +40,9 @@ def comments_for_a_telegram_user(bot: TestBot) -> None:
 def send_due(bot: TestBot, fake: FakeTelegram) -> int:
     """One run of the sender through the Telegram channel: the number of messages sent."""
     channel = TelegramChannel(Config(telegram_token=fake.token, telegram_api_url=fake.api_url))
-    return asyncio.run(run_once(bot.app, [channel]))[1]
+    _, sent, failed = asyncio.run(run_once(bot.app, [channel]))
+    assert not failed, failed
+    return sent
 
 
 def outbox_rows(bot: TestBot) -> list[Outbox]:
@@ -77,30 +78,24 @@ def test_a_chat_that_does_not_exist_fails_for_good(bot: TestBot) -> None:
     assert all(r.failed_at is not None for r in outbox_rows(bot))
 
 
-def test_an_outage_is_tried_again_after_the_backoff_and_each_message_arrives_once(bot: TestBot) -> None:
+@pytest.mark.asyncio
+async def test_an_outage_is_tried_again_after_the_backoff_and_each_message_arrives_once(bot: TestBot) -> None:
     comments_for_a_telegram_user(bot)
-    with running(FakeTelegram(chats={CHAT}, unavailable=1)) as fake:
-        assert send_due(bot, fake) == 2
+    with running(FakeTelegram(chats={CHAT})) as fake:
+        wakeup = Wakeup(
+            bot.app, [TelegramChannel(Config(telegram_token=fake.token, telegram_api_url=fake.api_url))]
+        )
+        assert await wakeup.connect() == []
+        fake.unavailable = 1  # the first message meets a 502
+        assert await asyncio.to_thread(wakeup.step) == (0, 2)
         waiting = [r for r in outbox_rows(bot) if r.sent_at is None]
         assert len(waiting) == 1 and waiting[0].next_attempt_at == bot.clock.now() + backoff(1)
-        assert send_due(bot, fake) == 0  # not due again yet
+        assert waiting[0].error == "Bad Gateway"
+        assert await asyncio.to_thread(wakeup.step) == (0, 0)  # not due again yet
         bot.advance(backoff(1))
-        assert send_due(bot, fake) == 1
+        assert await asyncio.to_thread(wakeup.step) == (0, 1)
+        await wakeup.disconnect()
     assert sorted(fake.texts_to(CHAT)) == sorted(COMMENTS)
-
-
-def test_a_long_message_goes_as_several_cut_at_line_ends() -> None:
-    lines = ["甲" * 3000, "乙" * 3000, "丙" * 10]
-    assert split("\n".join(lines)) == [lines[0], lines[1] + "\n" + lines[2]]
-    assert split("短") == ["短"]
-    assert split("x" * 5000) == ["x" * 4096, "x" * 904]  # no line end to cut at
-
-
-@given(st.text(alphabet=st.sampled_from("ab \n议"), max_size=12_000))
-def test_split_parts_fit_and_keep_every_character_but_the_cut_line_ends(text: str) -> None:
-    parts = split(text)
-    assert all(0 < len(part) <= 4096 for part in parts)
-    assert "".join(parts).replace("\n", "") == text.replace("\n", "")
 
 
 def test_a_refused_token_stops_the_clock_with_a_message_that_does_not_repeat_it(
@@ -121,3 +116,64 @@ def test_a_refused_token_stops_the_clock_with_a_message_that_does_not_repeat_it(
     assert done.returncode == 1
     assert "The chat channel cannot be used: TELEGRAM_TOKEN was refused by the service." in done.stderr
     assert "a-wrong-one" not in done.stdout + done.stderr
+
+
+def test_flood_control_is_waited_out_and_the_message_sent_once(bot: TestBot) -> None:
+    comments_for_a_telegram_user(bot)
+    with running(FakeTelegram(chats={CHAT}, flood=1)) as fake:
+        assert send_due(bot, fake) == 3  # the rate limiter waits `retry_after` and tries again
+    assert sorted(fake.texts_to(CHAT)) == sorted(COMMENTS)
+    assert all(r.attempts == 1 for r in outbox_rows(bot))
+
+
+def test_a_user_who_never_started_the_bot_fails_for_good(bot: TestBot) -> None:
+    comments_for_a_telegram_user(bot)
+    with running(FakeTelegram(chats={CHAT}, strangers={CHAT})) as fake:
+        assert send_due(bot, fake) == 0
+    assert {r.error for r in outbox_rows(bot)} == {"Forbidden: bot can't initiate conversation with a user"}
+
+
+def test_a_long_digest_arrives_in_parts_each_within_telegrams_limit(bot: TestBot) -> None:
+    comments_for_a_telegram_user(bot)
+    long = "\n".join(f"第{n}行：" + "议" * 90 for n in range(100))  # about 9,500 characters
+    with bot.db.transaction() as session:
+        session.execute(Outbox.__table__.delete().where(Outbox.id > min(r.id for r in outbox_rows(bot))))
+        session.execute(Outbox.__table__.update().values(rendered=long))
+    with running(FakeTelegram(chats={CHAT})) as fake:
+        assert send_due(bot, fake) == 1
+    parts = fake.texts_to(CHAT)
+    assert len(parts) == 3 and all(len(p) <= 4096 for p in parts) and "\n".join(parts) == long
+
+
+@pytest.mark.asyncio
+async def test_a_clock_that_cannot_reach_telegram_keeps_time_and_sends_once_it_can(bot: TestBot) -> None:
+    comments_for_a_telegram_user(bot)
+    with running(FakeTelegram(chats={CHAT}, unavailable=1)) as fake:
+        wakeup = Wakeup(
+            bot.app, [TelegramChannel(Config(telegram_token=fake.token, telegram_api_url=fake.api_url))]
+        )
+        failed = await wakeup.connect()
+        assert [f.permanent for f in failed] == [False] and not wakeup.ready
+        assert await asyncio.to_thread(wakeup.step) == (0, 0)  # due work goes on; messages wait
+        await wakeup.tick()  # the next wake-up reaches it
+        await wakeup.disconnect()
+    assert sorted(fake.texts_to(CHAT)) == sorted(COMMENTS)
+
+
+def test_clock_once_does_the_due_work_and_says_why_messages_wait(community: Database, tmp_path: Path) -> None:
+    yishi = str(Path(sys.executable).with_name("yishi"))
+    with running(FakeTelegram()) as fake:
+        closed = fake.api_url  # nothing listens there once the fake has stopped
+    env = dict(
+        os.environ,
+        DATABASE_URL=community.url,
+        YISHI_LOCALE="zh_CN",
+        TELEGRAM_TOKEN=fake.token,
+        TELEGRAM_API_URL=closed,
+    )
+    done = subprocess.run(
+        [yishi, "clock", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert "已处理到期事项 0 项；已发送消息 0 条。" in done.stdout
+    assert "聊天渠道无法使用：无法连接" in done.stderr and fake.token not in done.stderr

@@ -9,29 +9,30 @@ from typing import Protocol
 
 from bot.config import Config
 from bot.i18n import N_
-from storage.models import Account
+from flows.outbox import Sender
 
 
 class ChannelUnavailable(RuntimeError):
-    """A channel cannot start (its token refused, its service unreachable): a message to translate."""
+    """A channel cannot start: its token refused (`permanent`: a setting to fix) or its service
+    unreachable (for now). A message to translate."""
 
-    def __init__(self, msgid: str, **params: object) -> None:
+    def __init__(self, msgid: str, permanent: bool = False, **params: object) -> None:
         super().__init__(msgid.format(**params))
-        self.msgid, self.params = msgid, params
+        self.msgid, self.params, self.permanent = msgid, params, permanent
 
 
 TOKEN_REFUSED = N_("{variable} was refused by the service")
 UNREACHABLE = N_("the service at {url} cannot be reached ({error})")
 
 
-class Outward(Protocol):
-    """A channel the bot sends through on its own (the outbox's deliveries)."""
+class Outward(Sender, Protocol):
+    """A channel the bot sends through on its own (the outbox's deliveries), started and stopped
+    with the process."""
 
     name: str
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    def send(self, account: Account, text: str) -> None: ...
 
 
 def outward(config: Config) -> list[Outward]:

@@ -12,18 +12,18 @@ import unicodedata
 from typing import TextIO
 
 from sqlalchemy import select
-from sqlalchemy.orm import object_session
 
 from bot.app import App
 from bot.clock import MovableClock
 from bot.i18n import Translator
 from flows import people
 from flows.errors import Refused
+from flows.outbox import Recipient
 from flows.when import parse_duration
 from handlers import format as fmt
 from handlers.context import find_account, locale_of, person_of
 from handlers.messages import Incoming, Reply
-from storage.models import Account, Household, Person, Scope
+from storage.models import Household, Person, Scope
 
 CHANNEL = "console"
 UNBOUND = "local"
@@ -36,13 +36,11 @@ class Console:
 
     # --- the channel's two directions -------------------------------------------------
 
-    def send(self, account: Account, text: str) -> None:
+    max_length = None  # a terminal takes a digest whole
+
+    def send(self, recipient: Recipient, text: str) -> None:
         """Deliver a message the bot sends on its own (the outbox's sender for this channel)."""
-        person, session = account.person, object_session(account)
-        name = account.external_id if person is None else person.name
-        if person is not None and session is not None and people.namesakes(session, person):
-            name = people.label(session, person)  # NAME@BUILDING-ROOM where two share a name
-        self.print(f"[→ {name}] {text}")
+        self.print(f"[→ {recipient.name}] {text}")
 
     def print(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -73,7 +71,7 @@ class Console:
     def deliver(self) -> None:
         """The console is its own clock: what fell due runs, then what the bot says is printed."""
         self.app.run_due()
-        self.app.deliver({CHANNEL: self.send})
+        self.app.deliver({CHANNEL: self})
 
     def _t(self) -> Translator:
         with self.app.db.transaction() as session:

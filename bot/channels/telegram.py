@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from concurrent.futures import CancelledError
 from concurrent.futures import TimeoutError as FutureTimeout
+
+# durations as timedelta, as python-telegram-bot 22.2+ asks of new code (else each flood-control
+# answer warns that the old int/float form is deprecated); nothing here reads one
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
@@ -19,8 +25,7 @@ from telegram.request import HTTPXRequest
 
 from bot.channels import TOKEN_REFUSED, UNREACHABLE, ChannelUnavailable
 from bot.config import Config
-from flows.outbox import DeliveryFailed
-from storage.models import Account
+from flows.outbox import DeliveryFailed, Recipient
 
 CHANNEL = "telegram"
 DEFAULT_API_URL = "https://api.telegram.org/bot"
@@ -30,19 +35,9 @@ SEND_TIMEOUT = 60.0
 log = logging.getLogger("yishi.telegram")
 
 
-def split(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
-    """A long text (a digest) as messages Telegram accepts, cut at line ends where possible."""
-    parts: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit + 1)
-        cut = limit if cut <= 0 else cut
-        parts.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    return [*parts, text] if text else parts
-
-
 class TelegramChannel:
     name = CHANNEL
+    max_length = MessageLimit.MAX_TEXT_LENGTH  # longer texts (a digest) go in parts, cut at line ends
 
     def __init__(self, config: Config) -> None:
         self.api_url = config.telegram_api_url or DEFAULT_API_URL
@@ -58,8 +53,8 @@ class TelegramChannel:
         try:
             await self.bot.initialize()  # getMe: the token is checked once, here
         except InvalidToken:  # its message would carry the token: not repeated
-            raise ChannelUnavailable(TOKEN_REFUSED, variable="TELEGRAM_TOKEN") from None
-        except TelegramError as exc:
+            raise ChannelUnavailable(TOKEN_REFUSED, permanent=True, variable="TELEGRAM_TOKEN") from None
+        except TelegramError as exc:  # tried again at the next wake-up
             raise ChannelUnavailable(UNREACHABLE, url=self.api_url, error=exc.message) from None
         self.loop = asyncio.get_running_loop()
         log.info("telegram: sending as @%s", self.bot.username)
@@ -67,21 +62,29 @@ class TelegramChannel:
     async def stop(self) -> None:
         await self.bot.shutdown()
 
-    def send(self, account: Account, text: str) -> None:
+    def send(self, recipient: Recipient, text: str) -> None:
         """The outbox's sender (called from a worker thread while the loop runs)."""
-        assert self.loop is not None, "start() the channel first"
-        future = asyncio.run_coroutine_threadsafe(self._send(int(account.external_id), text), self.loop)
+        if self.loop is None:
+            raise DeliveryFailed("the Telegram channel is not started")
+        try:
+            chat_id = int(recipient.external_id)
+        except ValueError:
+            raise DeliveryFailed(
+                f"not a Telegram chat id: {recipient.external_id!r}", permanent=True
+            ) from None
+        future = asyncio.run_coroutine_threadsafe(self._send(chat_id, text), self.loop)
         try:
             future.result(SEND_TIMEOUT)
         except FutureTimeout:
             future.cancel()
             raise DeliveryFailed("Telegram did not answer in time") from None
+        except CancelledError:  # the process is stopping
+            raise DeliveryFailed("sending was cancelled") from None
 
     async def _send(self, chat_id: int, text: str) -> None:
         try:
-            for part in split(text):
-                await self.bot.send_message(chat_id=chat_id, text=part)
-        except (Forbidden, BadRequest) as exc:  # blocked, chat gone, a message refused: final
+            await self.bot.send_message(chat_id=chat_id, text=text)
+        except (Forbidden, BadRequest) as exc:  # blocked, never started, chat gone, text refused: final
             raise DeliveryFailed(exc.message, permanent=True) from None
         except TelegramError as exc:  # network, timeouts, flood control beyond the retries
             raise DeliveryFailed(exc.message) from None
