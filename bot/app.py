@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -57,5 +57,7 @@ class App:
         """Everything that fell due by the clock's now: deadlines, reminders, verdicts."""
         return due.run_due(self.db, self.clock.now(), self.config.timezone)
 
-    def deliver(self, senders: Mapping[str, outbox.Sender]) -> int:
-        return outbox.deliver_due(self.db, self.clock.now, senders, self.render)
+    def deliver(
+        self, senders: Mapping[str, outbox.Sender], stopping: Callable[[], bool] = lambda: False
+    ) -> int:
+        return outbox.deliver_due(self.db, self.clock.now, senders, self.render, stopping)

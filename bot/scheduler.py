@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -34,6 +35,7 @@ class Wakeup:
         self.app, self.channels = app, channels
         self.ready: dict[str, Outward] = {}  # the channels started: only their messages are claimed
         self.busy = asyncio.Lock()  # the jobs share one step at a time
+        self.stopping = threading.Event()  # read by the sender between messages
         self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
 
     async def connect(self) -> list[ChannelUnavailable]:
@@ -46,13 +48,19 @@ class Wakeup:
             try:
                 await channel.start()
             except ChannelUnavailable as exc:
-                log.warning("%s cannot start: %s; its messages wait", channel.name, exc)
+                (log.error if exc.permanent else log.warning)(
+                    "%s cannot start: %s; its messages wait", channel.name, exc
+                )
                 failed.append(exc)
             else:
                 self.ready[channel.name] = channel
         return failed
 
     async def disconnect(self) -> None:
+        """Stop after the message being sent, then close the channels."""
+        self.stopping.set()
+        async with self.busy:
+            pass
         for channel in self.ready.values():
             await channel.stop()
         self.ready = {}
@@ -60,7 +68,7 @@ class Wakeup:
     def step(self) -> tuple[int, int]:
         """Due work, then delivery; (rows won, messages sent)."""
         won = self.app.run_due()
-        sent = self.app.deliver(self.ready)
+        sent = self.app.deliver(self.ready, self.stopping.is_set)
         return won, sent
 
     async def tick(self) -> None:

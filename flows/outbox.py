@@ -95,12 +95,31 @@ def notify(session: Session, person: Person | int, at: datetime, msgid: str, **p
     return True
 
 
+def utf16_units(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units): an emoji outside the BMP counts two."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def _fitting(text: str, limit: int) -> int:
+    """How many of `text`'s first characters fit in `limit` units (at least one)."""
+    units = 0
+    for index, ch in enumerate(text):
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > limit:
+            return max(index, 1)
+    return len(text)
+
+
 def split(text: str, limit: int | None) -> list[str]:
-    """A text as messages of at most `limit` characters, cut at line ends where possible."""
+    """A text as messages of at most `limit` UTF-16 units, cut at line ends where possible;
+    parts with nothing to say are left out."""
+    assert limit is None or limit >= 2, "a part must hold any one character"
+    text = text.replace("\r\n", "\n")
     parts: list[str] = []
-    while limit is not None and len(text) > limit:
-        cut = text.rfind("\n", 0, limit + 1)
-        cut = limit if cut <= 0 else cut
+    while limit is not None and utf16_units(text) > limit:
+        end = _fitting(text, limit)
+        cut = text.rfind("\n", 0, end + 1)
+        cut = end if cut <= 0 else cut
         parts.append(text[:cut])
         text = text[cut:].lstrip("\n")
     return [part for part in [*parts, text] if part.strip()]
@@ -112,15 +131,6 @@ def recipient_of(session: Session, account: Account) -> Recipient:
         return Recipient(account.channel, account.external_id, account.external_id)
     name = people.label(session, person) if people.namesakes(session, person) else person.name
     return Recipient(account.channel, account.external_id, name)
-
-
-class _Claimed(NamedTuple):
-    row_id: int
-    lease: datetime
-    attempts: int
-    recipient: Recipient
-    parts: list[str]
-    done: int  # parts delivered by earlier attempts
 
 
 _CLAIM = (
@@ -135,73 +145,93 @@ _CLAIM = (
 )
 
 
-def _claim(
-    db: Database, row_id: int, seen_at: datetime, now: datetime, senders: Mapping[str, Sender], render: Render
-) -> _Claimed | None:
-    """Take the row for one attempt (a lease); its text is rendered once, at the first attempt,
-    and kept, so that a retry resumes the same parts where the last attempt stopped."""
-    lease = now + LEASE
-    with db.transaction() as session:
-        if session.execute(_CLAIM, {"row": row_id, "seen": seen_at, "lease": lease}).rowcount != 1:
-            return None
-        row = session.get(Outbox, row_id)
-        assert row is not None
-        account = row.account
-        if row.rendered is None:
-            row.rendered = render(session, account, row.msgid, row.params)
-        parts = split(row.rendered, senders[account.channel].max_length)
-        return _Claimed(row_id, lease, row.attempts, recipient_of(session, account), parts, row.parts_sent)
+class Attempt:
+    """One attempt at one message, under a lease: the row is ours while `next_attempt_at` holds
+    our lease, which is renewed with each part delivered. Every write checks it, so a sender that
+    overran its lease stops instead of sending alongside the one that took the row over."""
 
+    def __init__(self, db: Database, row_id: int, now: Callable[[], datetime]) -> None:
+        self.db, self.row_id, self.now = db, row_id, now
+        self.lease = now() + LEASE
+        self.attempts = 0
 
-def _delivered(db: Database, claimed: _Claimed, parts: int, now: datetime) -> None:
-    done = parts == len(claimed.parts)
-    with db.transaction() as session:
-        session.execute(
-            update(Outbox)
-            .where(Outbox.id == claimed.row_id, Outbox.sent_at.is_(None))
-            .values(parts_sent=parts, **({"sent_at": now} if done else {}))
-        )
+    def claim(self, seen_at: datetime) -> bool:
+        with self.db.transaction() as session:
+            won = session.execute(_CLAIM, {"row": self.row_id, "seen": seen_at, "lease": self.lease}).rowcount
+            if won == 1:
+                self.attempts = session.scalar(select(Outbox.attempts).where(Outbox.id == self.row_id)) or 1
+        return won == 1
 
+    def prepare(self, senders: Mapping[str, Sender], render: Render) -> tuple[Recipient, list[str], int]:
+        """Who, the parts, and how many went out before. The text is rendered once, at the first
+        attempt, and kept: a retry sends the same words, resuming where the last one stopped."""
+        with self.db.transaction() as session:
+            row = session.get(Outbox, self.row_id)
+            assert row is not None
+            account = row.account
+            if row.rendered is None:
+                row.rendered = render(session, account, row.msgid, row.params)
+            parts = split(row.rendered, senders[account.channel].max_length)
+            return recipient_of(session, account), parts, row.parts_sent
 
-def _failed(db: Database, claimed: _Claimed, exc: DeliveryFailed, now: datetime) -> None:
-    final = exc.permanent or claimed.attempts >= MAX_ATTEMPTS
-    with db.transaction() as session:
-        session.execute(
-            update(Outbox)  # only while the lease is still ours: past it, another sender has the row
-            .where(Outbox.id == claimed.row_id, Outbox.next_attempt_at == claimed.lease)
-            .values(
-                error=str(exc)[:500],
-                **({"failed_at": now} if final else {"next_attempt_at": now + backoff(claimed.attempts)}),
+    def delivered(self, parts_sent: int, done: bool) -> bool:
+        """Record progress and renew the lease; False if the lease was lost (stop sending)."""
+        now = self.now()
+        renewed = now + LEASE
+        with self.db.transaction() as session:
+            won = session.execute(
+                update(Outbox)
+                .where(Outbox.id == self.row_id, Outbox.next_attempt_at == self.lease)
+                .values(parts_sent=parts_sent, next_attempt_at=renewed, **({"sent_at": now} if done else {}))
+            ).rowcount
+        self.lease = renewed
+        return won == 1
+
+    def failed(self, exc: DeliveryFailed) -> None:
+        now = self.now()
+        final = exc.permanent or self.attempts >= MAX_ATTEMPTS
+        with self.db.transaction() as session:
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id == self.row_id, Outbox.next_attempt_at == self.lease)
+                .values(
+                    error=str(exc)[:500],
+                    **({"failed_at": now} if final else {"next_attempt_at": now + backoff(self.attempts)}),
+                )
             )
-        )
 
-
-def _send(db: Database, claimed: _Claimed, sender: Sender, now: Callable[[], datetime]) -> bool:
-    """Each part not yet delivered, recorded as it goes: a process killed mid-message sends again
-    only the part in flight. Whether the whole message is now sent."""
-    if not claimed.parts:  # nothing to say once rendered: done
-        _delivered(db, claimed, 0, now())
-    for number in range(claimed.done, len(claimed.parts)):
+    def run(self, senders: Mapping[str, Sender], render: Render) -> bool:
+        """Render, then send each part not yet delivered, recording each as it goes: a process
+        killed mid-message sends again only the part in flight. Whether the message is now sent.
+        A fault of ours (a message that cannot be rendered, a channel's bug) is logged and tried
+        again by backoff like a failed delivery, and never holds up the messages after it."""
         try:
-            sender.send(claimed.recipient, claimed.parts[number])
+            recipient, parts, done = self.prepare(senders, render)
+            sender = senders[recipient.channel]
+            if done >= len(parts):  # nothing (more) to say
+                return self.delivered(len(parts), done=True)
+            for number in range(done, len(parts)):
+                sender.send(recipient, parts[number])
+                if not self.delivered(number + 1, done=number + 1 == len(parts)):
+                    return False
+            return True
         except DeliveryFailed as exc:
-            _failed(db, claimed, exc, now())
-            return False
-        except Exception as exc:  # a fault of ours or the library's: logged, tried again later
-            log.exception(
-                "outbox row %s: unexpected error sending on %s", claimed.row_id, claimed.recipient.channel
-            )
-            _failed(db, claimed, DeliveryFailed(type(exc).__name__), now())
-            return False
-        _delivered(db, claimed, number + 1, now())
-    return True
+            self.failed(exc)
+        except Exception as exc:
+            log.exception("outbox row %s: unexpected error", self.row_id)
+            self.failed(DeliveryFailed(type(exc).__name__))
+        return False
 
 
 def deliver_due(
-    db: Database, now: Callable[[], datetime], senders: Mapping[str, Sender], render: Render
+    db: Database,
+    now: Callable[[], datetime],
+    senders: Mapping[str, Sender],
+    render: Render,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Send every due message on the given channels; the number sent. Each claim and each mark
-    reads the clock afresh: a long run must not hand out leases that have already run out."""
+    """Send every due message on the given channels, until `stopping` says so; the number sent.
+    Each claim and mark reads the clock afresh: a long run hands out no lease already run out."""
     with db.transaction() as session:
         due = session.execute(
             select(Outbox.id, Outbox.next_attempt_at)
@@ -212,7 +242,12 @@ def deliver_due(
         ).all()
     sent = 0
     for row_id, seen_at in due:
-        claimed = _claim(db, row_id, seen_at, now(), senders, render)
-        if claimed is not None and _send(db, claimed, senders[claimed.recipient.channel], now):
-            sent += 1
+        if stopping():
+            break
+        attempt = Attempt(db, row_id, now)
+        try:
+            if attempt.claim(seen_at) and attempt.run(senders, render):
+                sent += 1
+        except Exception:  # the database failing us: the row is tried again once its lease ends
+            log.exception("outbox row %s: could not be claimed or recorded", row_id)
     return sent

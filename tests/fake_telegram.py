@@ -80,7 +80,7 @@ class FakeTelegram:
             return bad("Forbidden: bot was blocked by the user", 403)
         if not text.strip():
             return bad("Bad Request: message text is empty")
-        if len(text) > MAX_TEXT:
+        if len(text.encode("utf-16-le")) // 2 > MAX_TEXT:  # counted in UTF-16 units
             return bad("Bad Request: message is too long")
         if self.flood > 0:
             self.flood -= 1

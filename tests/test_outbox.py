@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from flows.outbox import DeliveryFailed, Recipient, backoff, split
+from flows import outbox
+from flows.outbox import DeliveryFailed, Recipient, backoff, split, utf16_units
 from handlers.messages import Incoming
 from storage.models import Account, Outbox
 from tests.harness import TestBot
@@ -89,7 +90,7 @@ def test_a_blocked_account_fails_for_good(bot: TestBot) -> None:
 def test_an_unexpected_error_in_a_channel_is_logged_and_tried_again(bot: TestBot, caplog) -> None:  # type: ignore[no-untyped-def]
     make_notifications(bot)
     assert bot.app.deliver({"flaky": Channel(lambda text: ValueError("a bug"))}) == 0
-    assert "unexpected error sending on flaky" in caplog.text
+    assert "outbox row 1: unexpected error" in caplog.text and "ValueError: a bug" in caplog.text
     with bot.db.transaction() as session:
         assert {r.error for r in session.scalars(select(Outbox))} == {"ValueError"}
     bot.advance(backoff(1))
@@ -128,11 +129,11 @@ def test_a_retry_sends_the_words_of_the_first_attempt(bot: TestBot) -> None:
     assert all(text.startswith("您的议题 #1 有新评论") for text in channel.received)
 
 
-@given(st.text(alphabet=st.sampled_from("ab \n议"), max_size=3000), st.integers(1, 500))
-def test_parts_fit_say_something_and_keep_every_character_but_cut_line_ends(text: str, limit: int) -> None:
+@given(st.text(alphabet=st.sampled_from("ab \n\r议😀"), max_size=3000), st.integers(2, 500))
+def test_parts_fit_say_something_and_keep_every_visible_character(text: str, limit: int) -> None:
     parts = split(text, limit)
-    assert all(len(part) <= limit and part.strip() for part in parts)
-    assert "".join(parts).replace("\n", "").replace(" ", "") == text.replace("\n", "").replace(" ", "")
+    assert all(utf16_units(part) <= limit and part.strip() for part in parts)
+    assert "".join("".join(parts).split()) == "".join(text.split())  # all but white space kept
 
 
 def test_parts_are_cut_at_line_ends_where_there_are_some() -> None:
@@ -140,6 +141,8 @@ def test_parts_are_cut_at_line_ends_where_there_are_some() -> None:
     assert split("\n".join(lines), 4096) == [lines[0], lines[1] + "\n" + lines[2]]
     assert split("x" * 5000, 4096) == ["x" * 4096, "x" * 904]
     assert split("短", None) == ["短"]
+    assert split("😀" * 3, 4) == ["😀😀", "😀"]  # an emoji is two units to Telegram
+    assert split("甲\r\n乙", 2) == ["甲", "乙"]
 
 
 def test_the_console_prints_what_others_receive(bot: TestBot) -> None:
@@ -161,3 +164,49 @@ def test_a_resident_is_answered_while_a_channel_is_sending(bot: TestBot) -> None
 
     assert bot.app.deliver({"flaky": Channel(lambda text: meanwhile(text))}) == 3
     assert len(answers) == 3 and all(a.startswith("可用命令：") for a in answers), answers
+
+
+def test_a_message_that_cannot_be_rendered_does_not_hold_up_the_others(bot: TestBot, caplog) -> None:  # type: ignore[no-untyped-def]
+    make_notifications(bot)
+    render = bot.app.render
+
+    def broken_for_the_first(session, account, msgid, params):  # type: ignore[no-untyped-def]
+        if params.get("c") == 1:
+            raise KeyError("c")
+        return render(session, account, msgid, params)
+
+    channel = Channel()
+    assert outbox.deliver_due(bot.db, bot.clock.now, {"flaky": channel}, broken_for_the_first) == 2
+    assert "outbox row 1: unexpected error" in caplog.text
+    with bot.db.transaction() as session:
+        first = session.get(Outbox, 1)
+        assert first is not None and first.sent_at is None and first.error == "KeyError"
+        assert first.next_attempt_at == bot.clock.now() + backoff(1)  # tried again, like a failed delivery
+
+
+def test_a_sender_that_lost_its_lease_stops_instead_of_sending_alongside_another(bot: TestBot) -> None:
+    make_notifications(bot)
+    with bot.db.transaction() as session:
+        session.execute(Outbox.__table__.delete().where(Outbox.id > 1))
+        session.execute(Outbox.__table__.update().values(rendered="一\n二\n三"))
+
+    def taken_over_at_the_second(text: str) -> None:
+        if text == "二":  # meanwhile another sender found the lease run out and took the row
+            with bot.db.transaction() as session:
+                session.execute(
+                    Outbox.__table__.update().values(next_attempt_at=bot.clock.now() + timedelta(minutes=9))
+                )
+
+    channel = Channel(lambda text: taken_over_at_the_second(text), max_length=2)
+    assert bot.app.deliver({"flaky": channel}) == 0
+    assert channel.received == ["一", "二"]  # not 三: that is the other sender's now
+    with bot.db.transaction() as session:
+        row = session.get(Outbox, 1)
+        assert row is not None and row.sent_at is None and row.parts_sent == 1
+
+
+def test_delivery_stops_between_messages_when_asked(bot: TestBot) -> None:
+    make_notifications(bot)
+    channel = Channel()
+    assert bot.app.deliver({"flaky": channel}, stopping=lambda: len(channel.received) >= 1) == 1
+    assert bot.app.deliver({"flaky": channel}) == 2  # the rest, untouched by the stop

@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -160,13 +160,21 @@ async def test_a_clock_that_cannot_reach_telegram_keeps_time_and_sends_once_it_c
     assert sorted(fake.texts_to(CHAT)) == sorted(COMMENTS)
 
 
-def test_clock_once_does_the_due_work_and_says_why_messages_wait(community: Database, tmp_path: Path) -> None:
+def test_clock_once_does_the_due_work_and_says_why_messages_wait(sqlite_db: Database) -> None:
+    from flows import register
+    from tests.conftest import REGISTER
+
+    past = TestBot(sqlite_db, datetime.now(UTC) - timedelta(days=20))
+    with sqlite_db.transaction() as session:
+        register.import_file(session, REGISTER.read_bytes(), past.clock.now())
+    past.say("/as 欧阳明")
+    past.raise_issue("1栋电梯经常停运", "停了三次。")  # its support window has ended since
     yishi = str(Path(sys.executable).with_name("yishi"))
     with running(FakeTelegram()) as fake:
         closed = fake.api_url  # nothing listens there once the fake has stopped
     env = dict(
         os.environ,
-        DATABASE_URL=community.url,
+        DATABASE_URL=sqlite_db.url,
         YISHI_LOCALE="zh_CN",
         TELEGRAM_TOKEN=fake.token,
         TELEGRAM_API_URL=closed,
@@ -175,5 +183,5 @@ def test_clock_once_does_the_due_work_and_says_why_messages_wait(community: Data
         [yishi, "clock", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 1
-    assert "已处理到期事项 0 项；已发送消息 0 条。" in done.stdout
+    assert "已处理到期事项 1 项；已发送消息 0 条。" in done.stdout  # the issue expired all the same
     assert "聊天渠道无法使用：无法连接" in done.stderr and fake.token not in done.stderr

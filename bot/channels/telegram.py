@@ -29,8 +29,9 @@ from flows.outbox import DeliveryFailed, Recipient
 
 CHANNEL = "telegram"
 DEFAULT_API_URL = "https://api.telegram.org/bot"
-# one send, flood-control retries included, ends well within the outbox's lease
-SEND_TIMEOUT = 60.0
+# one part, flood-control waits included, ends well within the outbox's five-minute lease; a
+# send given up at this point may still have reached Telegram, so it is sent again at the retry
+SEND_TIMEOUT = 120.0
 
 log = logging.getLogger("yishi.telegram")
 
