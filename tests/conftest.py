@@ -20,11 +20,10 @@ from flows import audit, register, textsense
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import AuditHead, Base
-from tests.harness import TestBot
+from tests.harness import REGISTER, TestBot
 
 PG_ADMIN_URL = os.environ.get("YISHI_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai
-REGISTER = Path(__file__).parent / "data" / "register.csv"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,8 +8,10 @@ the `[→ NAME]` lines of what the bot sent to others.
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
@@ -18,10 +20,14 @@ from bot.app import App
 from bot.channels.console import Console
 from bot.clock import FixedClock
 from bot.config import Config
+from flows import register
 from storage.db import Database
-from storage.models import Base, Issue
+from storage.models import Account, Base, Issue, Outbox
 
 Expected = str | Sequence[str]
+
+YISHI = str(Path(sys.executable).with_name("yishi"))  # the command line of this environment
+REGISTER = Path(__file__).parent / "data" / "register.csv"
 
 
 class TestBot:
@@ -79,3 +85,27 @@ class TestBot:
     def count(self, model: type) -> int:
         with self.db.transaction() as session:
             return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def comments_on_another_channel(bot: TestBot, channel: str, external_id: str = "person:1") -> None:
+    """Three comments by others on 欧阳明's issue, once his account has moved to `channel`
+    (which the console does not serve): three messages waiting for him there."""
+    bot.say("/as 欧阳明")
+    bot.raise_issue("1栋电梯经常停运", "停了三次。")
+    with bot.db.transaction() as session:
+        session.execute(Outbox.__table__.delete())
+        for account in session.scalars(select(Account).where(Account.external_id == "person:1")):
+            account.channel, account.external_id = channel, external_id
+    for who, text in (("李伟@1栋-102", "一"), ("王芳", "二"), ("张强", "三")):
+        bot.say(f"/comment 1 {text}", as_=who)
+
+
+def raised_twenty_days_ago(db: Database) -> TestBot:
+    """The test register and one issue raised twenty days ago: its support window has ended
+    while nothing ran, so an `expire` is due now, by the real clock."""
+    bot = TestBot(db, datetime.now(UTC) - timedelta(days=20))
+    with db.transaction() as session:
+        register.import_file(session, REGISTER.read_bytes(), bot.clock.now())
+    bot.say("/as 欧阳明")
+    bot.raise_issue("1栋电梯经常停运", "停了三次。")
+    return bot

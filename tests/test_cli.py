@@ -14,7 +14,6 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,9 +24,8 @@ from flows import settings
 from storage.db import Database
 from storage.migrate import current_revision, head_revision
 from storage.models import AuditHead, AuditLog, Base, Household, Invite, Issue, Person, Scope, Setting
-from tests.conftest import REGISTER
+from tests.harness import REGISTER, YISHI
 
-YISHI = Path(sys.executable).with_name("yishi")
 NAMES = sorted({line.split(",")[5] for line in REGISTER.read_text(encoding="utf-8").splitlines()[1:]})
 ISSUE_KEYS = {
     "id", "title", "scope", "status", "major", "supports", "supporting_households", "threshold",
@@ -58,7 +56,7 @@ def run(
         environ["YISHI_LOCALE"] = locale
     environ.update(env or {})
     return subprocess.run(
-        [str(YISHI), *args],
+        [YISHI, *args],
         cwd=cwd,
         env=environ,
         input=stdin,

@@ -10,11 +10,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import func, select, update
 
@@ -23,10 +21,10 @@ from storage.db import Database
 from storage.models import Account, ActionItem, DueWork, Issue, Outbox, Person
 from tests.conftest import START, empty_database
 from tests.fake_telegram import FakeTelegram, running
+from tests.harness import YISHI
 from tests.test_secrecy_and_concurrency import _crowd
 
 REMINDERS = 500
-YISHI = str(Path(sys.executable).with_name("yishi"))
 
 
 def items_due(db: Database, n: int) -> set[int]:

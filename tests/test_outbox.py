@@ -13,7 +13,7 @@ from flows import outbox
 from flows.outbox import DeliveryFailed, Recipient, backoff, split, utf16_units
 from handlers.messages import Incoming
 from storage.models import Account, Outbox
-from tests.harness import TestBot
+from tests.harness import TestBot, comments_on_another_channel
 
 
 class Channel:
@@ -36,20 +36,8 @@ def works() -> dict[str, Channel]:
     return {"flaky": Channel()}
 
 
-def make_notifications(bot: TestBot) -> None:
-    """Three comments by others on 欧阳明's issue: three messages for him."""
-    bot.say("/as 欧阳明")
-    bot.raise_issue("1栋电梯经常停运", "停了三次。")
-    with bot.db.transaction() as session:  # his account moves to a channel the console does not serve
-        session.execute(Outbox.__table__.delete())
-        for account in session.scalars(select(Account).where(Account.external_id == "person:1")):
-            account.channel = "flaky"
-    for who, text in (("李伟@1栋-102", "一"), ("王芳", "二"), ("张强", "三")):
-        bot.say(f"/comment 1 {text}", as_=who)
-
-
 def test_a_channel_that_fails_three_times_then_works_gets_each_message_once(bot: TestBot) -> None:
-    make_notifications(bot)
+    comments_on_another_channel(bot, "flaky")
     failures = iter(range(3))
     flaky = Channel(lambda text: DeliveryFailed("timeout") if next(failures, None) is not None else None)
     attempts = 0
@@ -68,7 +56,7 @@ def test_a_channel_that_fails_three_times_then_works_gets_each_message_once(bot:
 
 
 def test_backoff_waits_on_the_same_clock(bot: TestBot) -> None:
-    make_notifications(bot)
+    comments_on_another_channel(bot, "flaky")
     assert bot.app.deliver({"flaky": Channel(lambda text: DeliveryFailed("503"))}) == 0
     assert bot.app.deliver(works()) == 0  # not due again yet
     bot.advance(backoff(1))
@@ -76,7 +64,7 @@ def test_backoff_waits_on_the_same_clock(bot: TestBot) -> None:
 
 
 def test_a_blocked_account_fails_for_good(bot: TestBot) -> None:
-    make_notifications(bot)
+    comments_on_another_channel(bot, "flaky")
     blocked = DeliveryFailed("Forbidden: bot was blocked by the user", permanent=True)
     bot.app.deliver({"flaky": Channel(lambda text: blocked)})
     bot.advance(timedelta(days=1))
@@ -88,7 +76,7 @@ def test_a_blocked_account_fails_for_good(bot: TestBot) -> None:
 
 
 def test_an_unexpected_error_in_a_channel_is_logged_and_tried_again(bot: TestBot, caplog) -> None:  # type: ignore[no-untyped-def]
-    make_notifications(bot)
+    comments_on_another_channel(bot, "flaky")
     assert bot.app.deliver({"flaky": Channel(lambda text: ValueError("a bug"))}) == 0
     assert "outbox row 1: unexpected error" in caplog.text and "ValueError: a bug" in caplog.text
     with bot.db.transaction() as session:
@@ -98,7 +86,7 @@ def test_an_unexpected_error_in_a_channel_is_logged_and_tried_again(bot: TestBot
 
 
 def test_a_long_message_goes_in_parts_and_a_retry_resumes_where_it_stopped(bot: TestBot) -> None:
-    make_notifications(bot)
+    comments_on_another_channel(bot, "flaky")
     with bot.db.transaction() as session:
         session.execute(Outbox.__table__.delete().where(Outbox.id > 1))
         row = session.get(Outbox, 1)
@@ -116,7 +104,7 @@ def test_a_long_message_goes_in_parts_and_a_retry_resumes_where_it_stopped(bot: 
 
 
 def test_a_retry_sends_the_words_of_the_first_attempt(bot: TestBot) -> None:
-    make_notifications(bot)
+    comments_on_another_channel(bot, "flaky")
     bot.app.deliver({"flaky": Channel(lambda text: DeliveryFailed("timeout"))})
     with bot.db.transaction() as session:  # the reader switches language between the attempts
         for account in session.scalars(select(Account).where(Account.channel == "flaky")):
@@ -155,7 +143,7 @@ def test_the_console_prints_what_others_receive(bot: TestBot) -> None:
 def test_a_resident_is_answered_while_a_channel_is_sending(bot: TestBot) -> None:
     """No transaction is open during a send: on SQLite one would hold the write lock, and every
     resident's message would wait for Telegram."""
-    make_notifications(bot)
+    comments_on_another_channel(bot, "flaky")
     answers: list[str] = []
 
     def meanwhile(text: str) -> None:
@@ -167,7 +155,7 @@ def test_a_resident_is_answered_while_a_channel_is_sending(bot: TestBot) -> None
 
 
 def test_a_message_that_cannot_be_rendered_does_not_hold_up_the_others(bot: TestBot, caplog) -> None:  # type: ignore[no-untyped-def]
-    make_notifications(bot)
+    comments_on_another_channel(bot, "flaky")
     render = bot.app.render
 
     def broken_for_the_first(session, account, msgid, params):  # type: ignore[no-untyped-def]
@@ -185,7 +173,7 @@ def test_a_message_that_cannot_be_rendered_does_not_hold_up_the_others(bot: Test
 
 
 def test_a_sender_that_lost_its_lease_stops_instead_of_sending_alongside_another(bot: TestBot) -> None:
-    make_notifications(bot)
+    comments_on_another_channel(bot, "flaky")
     with bot.db.transaction() as session:
         session.execute(Outbox.__table__.delete().where(Outbox.id > 1))
         session.execute(Outbox.__table__.update().values(rendered="一\n二\n三"))
@@ -206,7 +194,7 @@ def test_a_sender_that_lost_its_lease_stops_instead_of_sending_alongside_another
 
 
 def test_delivery_stops_between_messages_when_asked(bot: TestBot) -> None:
-    make_notifications(bot)
+    comments_on_another_channel(bot, "flaky")
     channel = Channel()
     assert bot.app.deliver({"flaky": channel}, stopping=lambda: len(channel.received) >= 1) == 1
     assert bot.app.deliver({"flaky": channel}) == 2  # the rest, untouched by the stop

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from bot.scheduler import Wakeup
 from flows import schedule
 from storage.db import Database
 from storage.models import DueWork, Issue
-from tests.harness import TestBot
+from tests.harness import YISHI, TestBot, raised_twenty_days_ago
 
 
 def raise_one(bot: TestBot) -> None:
@@ -48,17 +46,10 @@ async def test_jobs_wake_at_the_next_due_time_at_eight_and_on_a_safety_interval(
 
 
 def test_the_clock_process_catches_up_on_what_fell_due(sqlite_db: Database, tmp_path: Path) -> None:
-    bot = TestBot(sqlite_db, datetime.now(UTC) - timedelta(days=20))
-    from flows import register
-    from tests.conftest import REGISTER
-
-    with sqlite_db.transaction() as session:
-        register.import_file(session, REGISTER.read_bytes(), bot.clock.now())
-    raise_one(bot)  # raised twenty days ago: its support window ended while nothing ran
-    yishi = str(Path(sys.executable).with_name("yishi"))
+    raised_twenty_days_ago(sqlite_db)
     env = dict(os.environ, DATABASE_URL=sqlite_db.url, YISHI_LOCALE="en")
     done = subprocess.run(
-        [yishi, "clock", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
+        [YISHI, "clock", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
     assert "Due work done: 1;" in done.stdout
@@ -66,6 +57,6 @@ def test_the_clock_process_catches_up_on_what_fell_due(sqlite_db: Database, tmp_
         assert session.scalar(select(Issue.status)) == "expired"
         assert session.scalar(select(DueWork.fired_at).where(DueWork.kind == "expire")) is not None
     again = subprocess.run(
-        [yishi, "clock", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
+        [YISHI, "clock", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert "Due work done: 0; messages sent: 0." in again.stdout  # nothing is done twice

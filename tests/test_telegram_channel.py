@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -17,24 +15,12 @@ from bot.config import Config
 from bot.scheduler import Wakeup, run_once
 from flows.outbox import backoff
 from storage.db import Database
-from storage.models import Account, Outbox
+from storage.models import Outbox
 from tests.fake_telegram import FakeTelegram, running
-from tests.harness import TestBot
+from tests.harness import YISHI, TestBot, comments_on_another_channel, raised_twenty_days_ago
 
 CHAT = 777001
 COMMENTS = [f"您的议题 #1 有新评论 C{c}：{t}" for c, t in ((1, "一"), (2, "二"), (3, "三"))]
-
-
-def comments_for_a_telegram_user(bot: TestBot) -> None:
-    """Three comments by others on 欧阳明's issue, while his account is a Telegram one."""
-    bot.say("/as 欧阳明")
-    bot.raise_issue("1栋电梯经常停运", "停了三次。")
-    with bot.db.transaction() as session:
-        session.execute(Outbox.__table__.delete())
-        account = session.scalars(select(Account).where(Account.external_id == "person:1")).one()
-        account.channel, account.external_id = "telegram", str(CHAT)
-    for who, text in (("李伟@1栋-102", "一"), ("王芳", "二"), ("张强", "三")):
-        bot.say(f"/comment 1 {text}", as_=who)
 
 
 def send_due(bot: TestBot, fake: FakeTelegram) -> int:
@@ -51,7 +37,7 @@ def outbox_rows(bot: TestBot) -> list[Outbox]:
 
 
 def test_messages_reach_the_residents_private_chat_in_their_language(bot: TestBot) -> None:
-    comments_for_a_telegram_user(bot)
+    comments_on_another_channel(bot, "telegram", str(CHAT))
     with running(FakeTelegram(chats={CHAT})) as fake:
         assert send_due(bot, fake) == 3
         assert send_due(bot, fake) == 0  # nothing twice
@@ -60,7 +46,7 @@ def test_messages_reach_the_residents_private_chat_in_their_language(bot: TestBo
 
 
 def test_a_blocked_bot_fails_for_good_and_is_not_tried_again(bot: TestBot) -> None:
-    comments_for_a_telegram_user(bot)
+    comments_on_another_channel(bot, "telegram", str(CHAT))
     with running(FakeTelegram(chats={CHAT}, blocked={CHAT})) as fake:
         assert send_due(bot, fake) == 0
         bot.advance(timedelta(days=1))
@@ -71,7 +57,7 @@ def test_a_blocked_bot_fails_for_good_and_is_not_tried_again(bot: TestBot) -> No
 
 
 def test_a_chat_that_does_not_exist_fails_for_good(bot: TestBot) -> None:
-    comments_for_a_telegram_user(bot)
+    comments_on_another_channel(bot, "telegram", str(CHAT))
     with running(FakeTelegram(chats=set())) as fake:
         assert send_due(bot, fake) == 0
     assert {r.error for r in outbox_rows(bot)} == {"Chat not found"}
@@ -80,7 +66,7 @@ def test_a_chat_that_does_not_exist_fails_for_good(bot: TestBot) -> None:
 
 @pytest.mark.asyncio
 async def test_an_outage_is_tried_again_after_the_backoff_and_each_message_arrives_once(bot: TestBot) -> None:
-    comments_for_a_telegram_user(bot)
+    comments_on_another_channel(bot, "telegram", str(CHAT))
     with running(FakeTelegram(chats={CHAT})) as fake:
         wakeup = Wakeup(
             bot.app, [TelegramChannel(Config(telegram_token=fake.token, telegram_api_url=fake.api_url))]
@@ -101,7 +87,6 @@ async def test_an_outage_is_tried_again_after_the_backoff_and_each_message_arriv
 def test_a_refused_token_stops_the_clock_with_a_message_that_does_not_repeat_it(
     community: Database,
 ) -> None:
-    yishi = str(Path(sys.executable).with_name("yishi"))
     with running(FakeTelegram(token="999:the-right-one")) as fake:
         env = dict(
             os.environ,
@@ -111,7 +96,7 @@ def test_a_refused_token_stops_the_clock_with_a_message_that_does_not_repeat_it(
             TELEGRAM_API_URL=fake.api_url,
         )
         done = subprocess.run(
-            [yishi, "clock", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
+            [YISHI, "clock", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
         )
     assert done.returncode == 1
     assert "The chat channel cannot be used: TELEGRAM_TOKEN was refused by the service." in done.stderr
@@ -119,7 +104,7 @@ def test_a_refused_token_stops_the_clock_with_a_message_that_does_not_repeat_it(
 
 
 def test_flood_control_is_waited_out_and_the_message_sent_once(bot: TestBot) -> None:
-    comments_for_a_telegram_user(bot)
+    comments_on_another_channel(bot, "telegram", str(CHAT))
     with running(FakeTelegram(chats={CHAT}, flood=1)) as fake:
         assert send_due(bot, fake) == 3  # the rate limiter waits `retry_after` and tries again
     assert sorted(fake.texts_to(CHAT)) == sorted(COMMENTS)
@@ -127,14 +112,14 @@ def test_flood_control_is_waited_out_and_the_message_sent_once(bot: TestBot) -> 
 
 
 def test_a_user_who_never_started_the_bot_fails_for_good(bot: TestBot) -> None:
-    comments_for_a_telegram_user(bot)
+    comments_on_another_channel(bot, "telegram", str(CHAT))
     with running(FakeTelegram(chats={CHAT}, strangers={CHAT})) as fake:
         assert send_due(bot, fake) == 0
     assert {r.error for r in outbox_rows(bot)} == {"Forbidden: bot can't initiate conversation with a user"}
 
 
 def test_a_long_digest_arrives_in_parts_each_within_telegrams_limit(bot: TestBot) -> None:
-    comments_for_a_telegram_user(bot)
+    comments_on_another_channel(bot, "telegram", str(CHAT))
     long = "\n".join(f"第{n}行：" + "议" * 90 for n in range(100))  # about 9,500 characters
     with bot.db.transaction() as session:
         session.execute(Outbox.__table__.delete().where(Outbox.id > min(r.id for r in outbox_rows(bot))))
@@ -147,7 +132,7 @@ def test_a_long_digest_arrives_in_parts_each_within_telegrams_limit(bot: TestBot
 
 @pytest.mark.asyncio
 async def test_a_clock_that_cannot_reach_telegram_keeps_time_and_sends_once_it_can(bot: TestBot) -> None:
-    comments_for_a_telegram_user(bot)
+    comments_on_another_channel(bot, "telegram", str(CHAT))
     with running(FakeTelegram(chats={CHAT}, unavailable=1)) as fake:
         wakeup = Wakeup(
             bot.app, [TelegramChannel(Config(telegram_token=fake.token, telegram_api_url=fake.api_url))]
@@ -161,15 +146,7 @@ async def test_a_clock_that_cannot_reach_telegram_keeps_time_and_sends_once_it_c
 
 
 def test_clock_once_does_the_due_work_and_says_why_messages_wait(sqlite_db: Database) -> None:
-    from flows import register
-    from tests.conftest import REGISTER
-
-    past = TestBot(sqlite_db, datetime.now(UTC) - timedelta(days=20))
-    with sqlite_db.transaction() as session:
-        register.import_file(session, REGISTER.read_bytes(), past.clock.now())
-    past.say("/as 欧阳明")
-    past.raise_issue("1栋电梯经常停运", "停了三次。")  # its support window has ended since
-    yishi = str(Path(sys.executable).with_name("yishi"))
+    raised_twenty_days_ago(sqlite_db)  # an expire is due
     with running(FakeTelegram()) as fake:
         closed = fake.api_url  # nothing listens there once the fake has stopped
     env = dict(
@@ -180,7 +157,7 @@ def test_clock_once_does_the_due_work_and_says_why_messages_wait(sqlite_db: Data
         TELEGRAM_API_URL=closed,
     )
     done = subprocess.run(
-        [yishi, "clock", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
+        [YISHI, "clock", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 1
     assert "已处理到期事项 1 项；已发送消息 0 条。" in done.stdout  # the issue expired all the same
