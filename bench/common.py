@@ -12,8 +12,10 @@ from pathlib import Path
 from flows import register
 from storage.db import Database
 from storage.migrate import upgrade
+from storage.seal import BallotKey, new_key
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+KEY = BallotKey(new_key())  # the benchmarks' ballot key: no key file is made where they run
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import select
 
-from bench.common import NOW, Result, fresh_sqlite, register_csv
+from bench.common import KEY, NOW, Result, fresh_sqlite, register_csv
 from bot.clock import FixedClock
 from flows import register
 from handlers.dispatch import Dispatcher
@@ -38,7 +38,7 @@ def run() -> Result:
         residents = [str(p.id) for p in people]
     assert len(residents) == 500
     rng = random.Random(1)
-    dispatcher = Dispatcher(db, FixedClock(NOW))
+    dispatcher = Dispatcher(db, FixedClock(NOW), KEY)
     messages: list[tuple[str, str]] = []
     for i, who in enumerate(rng.sample(residents, 100)):  # 100 raise dialogs, 5 messages each
         topic = rng.choice(TOPICS)

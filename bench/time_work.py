@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bench.common import NOW, Result, fresh_sqlite, register_csv
+from bench.common import KEY, NOW, Result, fresh_sqlite, register_csv
 from flows import digest, due, register, textsense
 from storage.models import Account, ActionItem, Comment, DueWork, Issue, Outbox, Person, Scope, Support
 
@@ -53,7 +53,7 @@ def reminders() -> Result:
             ],
         )
     start = time.perf_counter()
-    won = due.run_due(db, NOW + timedelta(days=1, minutes=1))
+    won = due.run_due(db, NOW + timedelta(days=1, minutes=1), KEY)
     elapsed = time.perf_counter() - start
     with db.transaction() as session:
         queued = session.scalar(select(Outbox.id).order_by(Outbox.id.desc()).limit(1))

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
-from bench.common import NOW, Result, fresh_sqlite, register_csv
+from bench.common import KEY, NOW, Result, fresh_sqlite, register_csv
 from bot.clock import FixedClock
 from flows import register
 from handlers.dispatch import Dispatcher
@@ -32,7 +32,7 @@ def _prepare(db: Database) -> tuple[Dispatcher, list[str]]:
             session.add(Account(channel="bench", external_id=str(p.id), person_id=p.id, created_at=NOW))
         residents = [str(p.id) for p in people if p.household_id is not None]
         chief = next(str(p.id) for p in people if p.household_id is None)
-    dispatcher = Dispatcher(db, FixedClock(NOW))
+    dispatcher = Dispatcher(db, FixedClock(NOW), KEY)
     say = lambda who, text: dispatcher.handle(Incoming("bench", who, who, text=text))  # noqa: E731
     for line in ("/raise", "加装电梯", "老人上下楼困难。", "1", "yes"):
         say(residents[0], line)

@@ -17,6 +17,7 @@ from handlers.dispatch import Dispatcher
 from storage.db import Database
 from storage.migrate import require_current
 from storage.models import Account, Issue, Poll
+from storage.seal import BallotKey
 
 
 class App:
@@ -25,7 +26,8 @@ class App:
         self.db = db or Database(config.database_url)
         require_current(self.db.engine)
         self.clock = clock or Clock()
-        self.dispatcher = Dispatcher(self.db, self.clock, config.locale, config.timezone)
+        self.key = BallotKey(config.ballot_key, config.ballot_key_file)
+        self.dispatcher = Dispatcher(self.db, self.clock, self.key, config.locale, config.timezone)
 
     def render(self, session: Session, account: Account, msgid: str, params: dict) -> str:
         """An outbox message in its reader's language, decided when it is sent; a poll's result
@@ -55,7 +57,7 @@ class App:
 
     def run_due(self) -> int:
         """Everything that fell due by the clock's now: deadlines, reminders, verdicts."""
-        return due.run_due(self.db, self.clock.now(), self.config.timezone)
+        return due.run_due(self.db, self.clock.now(), self.key, self.config.timezone)
 
     def deliver(
         self, senders: Mapping[str, outbox.Sender], stopping: Callable[[], bool] = lambda: False

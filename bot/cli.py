@@ -68,7 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit = sub.add_parser("audit", help="the hash-chained audit log")
     audit_sub = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
-    audit_sub.add_parser("verify", parents=[common], help="check the chain; name the first broken row")
+    audit_sub.add_parser(
+        "verify",
+        parents=[common, with_community],
+        help="check every chain (or the community's); name the first broken row of each",
+    )
     return p
 
 
@@ -114,10 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _demo(args: argparse.Namespace, config: Config, t: Translator) -> int:
     from bot import demo
+    from storage.seal import BallotKey
 
     path = Path("yishi-demo.db").resolve()
     config = replace(config, database_url=f"sqlite:///{path}")
-    demo.create(config.database_url)
+    demo.create(config.database_url, BallotKey(config.ballot_key, config.ballot_key_file))
     print(t("A fresh demo community is in {path}.", path=path))
     print(t("Try: /as 欧阳明, then /issues, /raise, /support N, /comment N TEXT; /help lists everything."))
     return _console(args, config, t)
@@ -281,16 +286,26 @@ def _channel_unavailable(t: Translator, exc: ChannelUnavailable) -> None:
 
 def _audit(args: argparse.Namespace, config: Config, t: Translator) -> int:
     from flows import audit
+    from flows.export import community
 
     with _open(config).transaction() as session:
-        verdict = audit.verify(session)
-    if verdict.broken_id is None:
-        print(t("The audit chain holds: {n} rows.", n=verdict.rows))
-        return 0
-    print(
-        t("The audit chain is broken at row {id}: {reason}.", id=verdict.broken_id, reason=t(verdict.reason))
-    )
-    return 1
+        only = community(session, args.community).id if args.community else None
+        verdicts = audit.verify(session, only)
+    for v in verdicts:
+        name = t(v.name) if v.name in (audit.FROZEN_CHAIN, audit.NO_COMMUNITY) else v.name
+        if v.broken is None:
+            print(
+                t(
+                    "{chain}: holds, {n} rows; head #{seq} {hash}",
+                    chain=name,
+                    n=v.rows,
+                    seq=v.head.seq,
+                    hash=v.head.hash,
+                )
+            )
+        else:
+            print(t("{chain}: broken at row #{seq}: {reason}.", chain=name, seq=v.broken, reason=t(v.reason)))
+    return 1 if any(v.broken is not None for v in verdicts) else 0
 
 
 _COMMANDS = {

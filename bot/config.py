@@ -8,13 +8,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from storage.seal import BadKey, decode_key
 
 DEFAULT_DATABASE_URL = "sqlite:///yishi.db"
+# shown as MASK wherever settings are shown or logged (the database URL: its password)
+SECRETS = (
+    "telegram_token",
+    "telegram_webhook_secret",
+    "wechat_app_secret",
+    "wechat_token",
+    "wechat_aes_key",
+    "ballot_key",
+)
+MASK = "********"
 
 
 class ConfigError(ValueError):
@@ -36,6 +50,22 @@ def _locale(name: str, value: str) -> str:
     return value
 
 
+def _ballot_key(name: str, value: str) -> str:
+    if value:
+        try:
+            decode_key(value, name)
+        except BadKey as exc:
+            raise ConfigError(str(exc)) from None
+    return value
+
+
+def masked_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return MASK
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str = DEFAULT_DATABASE_URL
@@ -52,6 +82,21 @@ class Config:
     wechat_api_url: str = ""
     wechat_subscribe_template_id: str = ""
     wecom_robot_urls: tuple[str, ...] = ()
+    ballot_key: str = ""
+    ballot_key_file: str = "yishi-ballot.key"
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRETS and value:
+                value = MASK
+            elif f.name == "database_url":
+                value = masked_url(value)
+            elif f.name == "wecom_robot_urls":  # a robot's URL carries its key
+                value = tuple(MASK for _ in value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Config({', '.join(shown)})"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, env_file: str | Path = ".env") -> Config:
@@ -79,4 +124,6 @@ class Config:
             wechat_api_url=get("WECHAT_API_URL"),
             wechat_subscribe_template_id=get("WECHAT_SUBSCRIBE_TEMPLATE_ID"),
             wecom_robot_urls=tuple(u.strip() for u in get("WECOM_ROBOT_URLS").split(",") if u.strip()),
+            ballot_key=_ballot_key("YISHI_BALLOT_KEY", get("YISHI_BALLOT_KEY")),
+            ballot_key_file=get("YISHI_BALLOT_KEY_FILE", "yishi-ballot.key") or "yishi-ballot.key",
         )

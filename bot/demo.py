@@ -19,6 +19,7 @@ from flows import actions, issues, register, votes
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Account, Invite, Person, Scope
+from storage.seal import BallotKey
 
 COMMUNITY = "梧桐社区"
 LAYOUT = {  # area → grid → buildings
@@ -124,7 +125,7 @@ def _join_on_console(session, at: datetime) -> None:  # type: ignore[no-untyped-
                 invite.used_at, invite.used_by_account_id = at, account.id  # joined: not listed by `invites`
 
 
-def create(url: str, now: datetime | None = None) -> None:
+def create(url: str, key: BallotKey, now: datetime | None = None) -> None:
     """Make a fresh demo database at `url` (an SQLite file, replaced if it exists)."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -166,12 +167,12 @@ def create(url: str, now: datetime | None = None) -> None:
         # the parking issue is being voted on by 东片区's households
         votes.open_poll(
             session, _person(session, "周书记"), parking, kind="approve", labels=list(votes.APPROVE), k=1,
-            closes_at=now + timedelta(days=2), secret=False, unit="household", now=now - timedelta(days=1), tz="Asia/Shanghai",
+            closes_at=now + timedelta(days=2), secret=False, unit="household", now=now - timedelta(days=1), tz="Asia/Shanghai", key=key,
         )  # fmt: skip
         for p in (
             _households(_residents_of(session, "1栋"))[:7] + _households(_residents_of(session, "3栋"))[:4]
         ):
-            votes.vote(session, p, parking.id, ["1"], now - timedelta(hours=20))
+            votes.vote(session, p, parking.id, ["1"], now - timedelta(hours=20), key)
 
         # 4栋 decided to move its sorting point; the work is under way
         trash, at = raise_(
@@ -182,11 +183,11 @@ def create(url: str, now: datetime | None = None) -> None:
             issues.support(session, p, trash.id, at + timedelta(hours=3))
         poll = votes.open_poll(
             session, _person(session, "胡德福"), trash, kind="approve", labels=list(votes.APPROVE), k=1,
-            closes_at=now - timedelta(days=6), secret=False, unit="household", now=now - timedelta(days=9), tz="Asia/Shanghai",
+            closes_at=now - timedelta(days=6), secret=False, unit="household", now=now - timedelta(days=9), tz="Asia/Shanghai", key=key,
         )  # fmt: skip
         for n, p in enumerate(_households(neighbours)[:14]):
-            votes.vote(session, p, trash.id, ["1" if n % 5 else "2"], now - timedelta(days=8))
-        votes.close(session, poll, now - timedelta(days=6), None)
+            votes.vote(session, p, trash.id, ["1" if n % 5 else "2"], now - timedelta(days=8), key)
+        votes.close(session, poll, now - timedelta(days=6), None, key)
         item = actions.add(
             session,
             _person(session, "周书记"),

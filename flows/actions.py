@@ -1,5 +1,11 @@
 """Act and follow up (居民办): action items with owners and due times, progress, and the
-residents' verdict on the result (a rating of 1–5 from the author and supporters)."""
+residents' verdict on the result (a rating of 1–5 from the author and supporters).
+
+Each change that reads the issue's state to decide (a new item moving it to `acting`, the
+last item done, the last rating, the verdict at seven days) holds the issue's row first
+(`flows.issues`): two such changes take turns, so the move happens once and the verdict
+counts every rating given before it.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +42,7 @@ def add(
     now: datetime,
     tz: str,
 ) -> ActionItem:
-    issue = issue_flow.get_issue(session, person, issue_id)
+    issue = issue_flow.get_issue(session, person, issue_id, lock=True)
     if not scopes.leads(session, person, issue.scope, ("committee",)):
         raise Refused("Only committee members can assign action items.")
     if issue.status not in TASKABLE:
@@ -79,7 +85,11 @@ def add(
 
 
 def _owned(session: Session, person: Person, item_id: int) -> tuple[ActionItem, Issue]:
+    """The person's item, not done, with its issue held (the last two items done at once: one
+    of them moves the issue) and the item read as it is now."""
     item, issue = get_item(session, person, item_id)
+    issue = issue_flow.lock(session, issue.id)
+    session.refresh(item)
     if item.owner_id != person.id:
         raise Refused("Only the owner of action item #{n} can report on it.", n=item.id)
     if item.done_at is not None:
@@ -152,7 +162,7 @@ def rate(
     session: Session, person: Person, issue_id: int, score_text: str, why: str, now: datetime
 ) -> tuple[Rating, str | None]:
     """A rating of the latest round; the verdict when it was the last one asked for."""
-    issue = issue_flow.get_issue(session, person, issue_id)
+    issue = issue_flow.get_issue(session, person, issue_id, lock=True)
     if person.id not in {p.id for p in issue_flow.supporters(session, issue)}:
         raise Refused("Only the author and the supporters of issue #{n} rate it.", n=issue.id)
     if issue.status != "done":

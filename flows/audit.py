@@ -1,8 +1,16 @@
-"""The community's record of its own small powers (小微权力): an append-only, hash-chained log.
+"""The community's record of its own small powers (小微权力): append-only, hash-chained logs.
 
-Each row's hash covers the previous row's hash and the row's content, so changing or
-deleting any row breaks every hash after it. Appends lock the single head row, which
-serialises them across processes and workers.
+Each community has its own chain, rows that belong to no community one more, and what was
+appended before migration 0005 stands as it was in a frozen chain. A row's hash covers the
+previous row's hash and the row's content, so changing or deleting a row breaks every link
+after it; every new chain starts from the frozen chain's head.
+
+`append` collects a row with the transaction. The rows are written when it commits, as its
+last write, under the lock of their chain's head row: appends to one chain are serialised, but
+only for the commit, so a large fan-out (a vote's notifications to 3,000 residents) holds no
+chain lock while it writes, and communities never wait for each other. A savepoint rolled back
+takes its rows with it. The chain lock orders nothing else: a rule that needs transactions to
+take turns takes a lock of its own (`storage.rows.locked`) and says so.
 """
 
 from __future__ import annotations
@@ -12,30 +20,27 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, event, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from bot.i18n import N_
-from storage.models import AuditHead, AuditLog
+from storage.models import AuditChain, AuditLog, Scope
+from storage.rows import insert_new, locked
 
 GENESIS = "0" * 64
+_PENDING = "audit rows"
+
+# the frozen chain's rows hash their global id; every later row its chain and its place in it
+_HASHED_FROZEN = ("id", "at", "community_id", "actor_id", "action", "issue_id", "detail")
+_HASHED = ("community_id", "seq", "at", "actor_id", "action", "issue_id", "detail")
 
 
-_HASHED = ("id", "at", "community_id", "actor_id", "action", "issue_id", "detail")
-
-
-def _digest(prev_hash: str, row: AuditLog | dict) -> str:
+def _digest(prev_hash: str, row: AuditLog | dict, hashed: tuple[str, ...] = _HASHED) -> str:
     """sha256 of the previous hash and the row's content (a stored row, or the values about to be)."""
-    values = row if isinstance(row, dict) else {k: getattr(row, k) for k in _HASHED}
-    content = {k: values[k] for k in _HASHED} | {"at": values["at"].isoformat()}
+    values = row if isinstance(row, dict) else {k: getattr(row, k) for k in hashed}
+    content = {k: values[k] for k in hashed} | {"at": values["at"].isoformat()}
     canonical = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
-
-
-# built once, and on the tables (Core): building them and the ORM's bookkeeping cost more than the SQL
-_HEAD = select(AuditHead.last_id, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
-_INSERT = AuditLog.__table__.insert()
-_ADVANCE = AuditHead.__table__.update().where(AuditHead.__table__.c.id == 1)
 
 
 def append(
@@ -47,15 +52,9 @@ def append(
     actor_id: int | None = None,
     issue_id: int | None = None,
     detail: dict | None = None,
-) -> int:
-    """Append a row under the head row's lock; its id. Core statements: no unit of work to flush."""
-    conn = session.connection()  # Core statements straight on the connection: no ORM round
-    head = conn.execute(_HEAD).one_or_none()
-    if head is None:  # the first migration makes it; without it the chain cannot be kept
-        raise RuntimeError("the audit_head row is missing: the database was not made by `yishi db upgrade`")
-    last_id, prev_hash = head
+) -> None:
+    """Add a row to the community's chain when the transaction commits."""
     row = {
-        "id": last_id + 1,
         # hashed as it will read back: UTC, to the second (a local time would not verify)
         "at": at.astimezone(UTC).replace(microsecond=0),
         "community_id": community_id,
@@ -63,38 +62,154 @@ def append(
         "action": action,
         "issue_id": issue_id,
         "detail": detail or {},
-        "prev_hash": prev_hash,
     }
-    row["hash"] = _digest(prev_hash, row)
-    conn.execute(_INSERT, row)
-    conn.execute(_ADVANCE, {"last_id": row["id"], "hash": row["hash"]})
-    return row["id"]
+    here = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((here, row))
 
 
-def head_hash(session: Session) -> str:
-    return session.scalar(select(AuditHead.hash).where(AuditHead.id == 1)) or GENESIS
+def _inside(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, previous_transaction: SessionTransaction) -> None:
+    """Rows appended inside a rolled-back savepoint (or transaction) are not written."""
+    pending = session.info.get(_PENDING)
+    if pending:
+        pending[:] = [(t, row) for t, row in pending if not _inside(t, previous_transaction)]
+
+
+# built once, on the tables (Core): building them and the ORM's bookkeeping cost more than the SQL
+_HEAD_COLUMNS = select(AuditChain.id, AuditChain.seq, AuditChain.hash)
+_COMMUNITY_HEAD = locked(_HEAD_COLUMNS.where(AuditChain.community_id == bindparam("community")))
+_NONE_HEAD = locked(_HEAD_COLUMNS.where(AuditChain.kind == "none"))
+_FROZEN_HEAD = select(AuditChain.hash).where(AuditChain.kind == "frozen")
+_INSERT = AuditLog.__table__.insert()
+_ADVANCE = AuditChain.__table__.update().where(AuditChain.__table__.c.id == bindparam("chain"))
+
+
+def _missing() -> RuntimeError:
+    return RuntimeError("the audit chains are missing: the database was not made by `yishi db upgrade`")
+
+
+def _locked_head(session: Session, community_id: int | None) -> tuple[int, int, str]:
+    """(chain id, seq, hash) of the community's chain, locked until commit; a community's first
+    append makes its chain, starting from the frozen head."""
+    conn = session.connection()
+    if community_id is None:
+        head = conn.execute(_NONE_HEAD).first()
+    else:
+        head = conn.execute(_COMMUNITY_HEAD, {"community": community_id}).first()
+        if head is None:
+            origin = conn.execute(_FROZEN_HEAD).scalar()
+            if origin is None:
+                raise _missing()
+            row = {
+                "kind": "community",
+                "community_id": community_id,
+                "seq": 0,
+                "hash": origin,
+                "origin": origin,
+            }
+            insert_new(session, AuditChain.__table__, row, ("community_id",))
+            head = conn.execute(_COMMUNITY_HEAD, {"community": community_id}).first()
+    if head is None:
+        raise _missing()
+    return head[0], head[1], head[2]
+
+
+@event.listens_for(Session, "before_commit")
+def _write(session: Session) -> None:
+    """The rows collected, written as the transaction's last write, chain by chain."""
+    if session.in_nested_transaction() or not session.info.get(_PENDING):
+        return
+    session.flush()  # everything else first: the chain's lock is held for the commit alone
+    by_chain: dict[int | None, list[dict]] = {}
+    for _, row in session.info.pop(_PENDING):
+        by_chain.setdefault(row["community_id"], []).append(row)
+    conn = session.connection()
+    # chains locked in one order: two transactions writing to the same two never deadlock
+    for community_id in sorted(by_chain, key=lambda c: -1 if c is None else c):
+        chain_id, seq, prev = _locked_head(session, community_id)
+        rows = by_chain[community_id]
+        for row in rows:
+            seq += 1
+            row |= {"chain_id": chain_id, "seq": seq, "prev_hash": prev}
+            row["hash"] = prev = _digest(prev, row)
+        conn.execute(_INSERT, rows)
+        conn.execute(_ADVANCE, {"chain": chain_id, "seq": seq, "hash": prev})
+
+
+# --- reading and verifying -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Head:
+    seq: int
+    hash: str
+
+
+def head(session: Session, community_id: int) -> Head:
+    """Where the community's chain stands (before its first row: the frozen head it starts from)."""
+    found = session.execute(
+        select(AuditChain.seq, AuditChain.hash).where(AuditChain.community_id == community_id)
+    ).first()
+    if found is not None:
+        return Head(found[0], found[1])
+    return Head(0, session.scalar(_FROZEN_HEAD) or GENESIS)
+
+
+FROZEN_CHAIN = N_("the chain of before the per-community chains (frozen)")
+NO_COMMUNITY = N_("rows of no community")
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """One chain checked: `name` is the community's name, or one of the two labels above."""
+
+    name: str
     rows: int
-    broken_id: int | None
+    head: Head
+    broken: int | None = None  # the place in the chain of the first row that does not hold
     reason: str = ""
 
 
-def verify(session: Session) -> Verdict:
-    """Walk the chain in order; name the first row whose link or content does not hold."""
-    prev, count, expected_id = GENESIS, 0, 1
-    for row in session.scalars(select(AuditLog).order_by(AuditLog.id)).yield_per(1000):
+def verify(session: Session, community_id: int | None = None) -> list[Verdict]:
+    """Every chain (or only the community's), each walked in order; the first row of each whose
+    place, link or content does not hold is named."""
+    query = select(AuditChain).order_by(AuditChain.id)
+    if community_id is not None:
+        query = query.where(AuditChain.community_id == community_id)
+    names = dict(session.execute(select(Scope.id, Scope.name).where(Scope.level == "community")).all())
+    verdicts = []
+    for chain in session.scalars(query).all():
+        name = {"frozen": FROZEN_CHAIN, "none": NO_COMMUNITY}.get(chain.kind) or names.get(
+            chain.community_id, str(chain.community_id)
+        )
+        verdicts.append(_walk(session, chain, name))
+    return verdicts
+
+
+def _walk(session: Session, chain: AuditChain, name: str) -> Verdict:
+    hashed = _HASHED_FROZEN if chain.kind == "frozen" else _HASHED
+    expected_community = chain.community_id if chain.kind == "community" else None
+    prev, count, place = chain.origin, 0, 1
+    rows = select(AuditLog).where(AuditLog.chain_id == chain.id).order_by(AuditLog.seq)
+    here = Head(chain.seq, chain.hash)
+    for row in session.scalars(rows).yield_per(1000):
         count += 1
-        if row.id != expected_id:
-            return Verdict(count, expected_id, N_("a row is missing"))
+        if row.seq != place:
+            return Verdict(name, count, here, place, N_("a row is missing"))
         if row.prev_hash != prev:
-            return Verdict(count, row.id, N_("its link to the previous row does not match"))
-        if _digest(prev, row) != row.hash:
-            return Verdict(count, row.id, N_("its content does not match its hash"))
-        prev, expected_id = row.hash, row.id + 1
-    head = session.get(AuditHead, 1)
-    if head is not None and (head.last_id != expected_id - 1 or head.hash != prev):
-        return Verdict(count, expected_id, N_("rows after it are missing"))
-    return Verdict(count, None)
+            return Verdict(name, count, here, row.seq, N_("its link to the previous row does not match"))
+        wrong_chain = chain.kind != "frozen" and row.community_id != expected_community
+        if wrong_chain or _digest(prev, row, hashed) != row.hash:
+            return Verdict(name, count, here, row.seq, N_("its content does not match its hash"))
+        prev, place = row.hash, row.seq + 1
+    if chain.seq != place - 1 or chain.hash != prev:
+        return Verdict(name, count, here, place, N_("rows after it are missing"))
+    return Verdict(name, count, here)

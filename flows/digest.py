@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from flows import actions, scopes, settings, textsense, votes
+from flows import actions, audit, scopes, settings, textsense, votes
 from flows import issues as issue_flow
 from storage.models import Account, ActionItem, Comment, Issue, Person, Poll, Scope, Transition
 
@@ -35,6 +35,8 @@ class Digest:
     overdue: list[ActionItem] = field(default_factory=list)
     satisfaction: list[tuple[Issue, int, float | None]] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
+    # the community's audit chain as it stands: readers keep copies no operator can rewrite unseen
+    head: audit.Head | None = None
 
     def empty(self) -> bool:
         return not (
@@ -103,6 +105,7 @@ def collect(session: Session, reader: Person, start: datetime, end: datetime) ->
         (issue, *actions.ratings_of(session, issue.id, issue.rating_round)) for issue in moved_to("closed")
     ]
     digest.topics = hot_topics(session, reader, start, end)
+    digest.head = audit.head(session, reader.community_id)
     return digest
 
 

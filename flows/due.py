@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select
@@ -34,6 +35,7 @@ from storage.models import (
     Poll,
     Scope,
 )
+from storage.seal import BallotKey
 
 log = logging.getLogger("yishi.due")
 
@@ -44,9 +46,17 @@ _CLAIM = (
 )
 
 
+class Run(NamedTuple):
+    """What every piece of due work may need besides its row."""
+
+    now: datetime  # when it runs (it is dated at its due time)
+    key: BallotKey  # opens the sealed tallies of secret polls at their close
+
+
 def plan_digests(db: Database, now: datetime, default_tz: str) -> None:
     """Rows for the digests of the last day's 08:00s (local), one per (reader, day): a clock that
-    was down catches up, and two clocks plan the same rows."""
+    was down catches up, and two clocks plan the same rows (the second plans nothing: the rows
+    are keyed, see `schedule.at`)."""
     with db.transaction() as session:
         communities = session.scalars(select(Scope.id).where(Scope.level == "community")).all()
         for community_id in communities:
@@ -60,18 +70,21 @@ def plan_digests(db: Database, now: datetime, default_tz: str) -> None:
                     )
 
 
-def run_due(db: Database, now: datetime, default_tz: str = "Asia/Shanghai") -> int:
-    """Claim and do everything due by `now`, oldest first; the number of rows this run won."""
+def run_due(db: Database, now: datetime, key: BallotKey, default_tz: str = "Asia/Shanghai") -> int:
+    """Claim and do everything due by `now`, oldest first; the number of rows this run won.
+    Work that fails (a bug, a ballot key that does not open a poll) is logged and undone with its
+    claim, so a later run tries it again, and holds up none of the rest."""
     plan_digests(db, now, default_tz)
-    won = 0
+    run, won, failed = Run(now, key), 0, set()
     while True:
+        query = (
+            select(DueWork.id, DueWork.kind, DueWork.subject_id, DueWork.due_at)
+            .where(DueWork.fired_at.is_(None), DueWork.due_at <= now)
+            .order_by(DueWork.due_at, DueWork.id)
+            .limit(500)
+        )
         with db.transaction() as session:
-            batch = session.execute(
-                select(DueWork.id, DueWork.kind, DueWork.subject_id, DueWork.due_at)
-                .where(DueWork.fired_at.is_(None), DueWork.due_at <= now)
-                .order_by(DueWork.due_at, DueWork.id)
-                .limit(500)
-            ).all()
+            batch = session.execute(query.where(DueWork.id.not_in(failed)) if failed else query).all()
         if not batch:
             return won
         for row_id, kind, subject_id, due_at in batch:
@@ -79,18 +92,24 @@ def run_due(db: Database, now: datetime, default_tz: str = "Asia/Shanghai") -> i
                 with db.transaction() as session:
                     if session.connection().execute(_CLAIM, {"row": row_id, "now": now}).rowcount != 1:
                         continue  # another clock took it
-                    WORK[kind](session, subject_id, due_at, now)
+                    WORK[kind](session, subject_id, due_at, run)
                     won += 1
             except IntegrityError:
                 log.warning("due work %s %s lost a race and was left to the winner", kind, subject_id)
+                failed.add(row_id)
+            except Exception:
+                log.exception("due work %s %s failed; it is tried again at the next run", kind, subject_id)
+                failed.add(row_id)
 
 
 # --- the work itself -----------------------------------------------------------------------------
 
 
-def _expire(session: Session, issue_id: int, at: datetime, now: datetime) -> None:
-    issue = session.get(Issue, issue_id)
-    if issue is None or issue.status != "raised":
+def _expire(session: Session, issue_id: int, at: datetime, run: Run) -> None:
+    issue = issue_flow.lock(
+        session, issue_id
+    )  # a support arriving at the deadline goes first, or finds it expired
+    if issue.status != "raised":
         return
     lifecycle.move(session, issue, "expired", at=at, actor_id=None)
     outbox.notify(
@@ -105,16 +124,16 @@ def _open_poll(session: Session, poll_id: int) -> Poll | None:
     return poll if poll is not None and poll.closed_at is None else None
 
 
-def _close(session: Session, poll_id: int, at: datetime, now: datetime) -> None:
+def _close(session: Session, poll_id: int, at: datetime, run: Run) -> None:
     poll = _open_poll(session, poll_id)
     if poll is not None:
-        votes.close(session, poll, at, None)
+        votes.close(session, poll, at, None, run.key)
 
 
-def _remind(session: Session, poll_id: int, at: datetime, now: datetime) -> None:
+def _remind(session: Session, poll_id: int, at: datetime, run: Run) -> None:
     """Everyone who may vote and whose unit has not: a private reminder."""
     poll = _open_poll(session, poll_id)
-    if poll is None or now >= poll.closes_at:  # the vote is over, or about to be counted: too late
+    if poll is None or run.now >= poll.closes_at:  # the vote is over, or about to be counted: too late
         return
     table = Participation if poll.secret else Ballot
     voted = set(session.scalars(select(table.unit_id).where(table.poll_id == poll.id)))
@@ -161,10 +180,10 @@ def group_reminder(session: Session, poll: Poll, at: datetime) -> tuple[str, dic
     )
 
 
-def _item_due(session: Session, item_id: int, at: datetime, now: datetime) -> None:
+def _item_due(session: Session, item_id: int, at: datetime, run: Run) -> None:
     item = session.connection().execute(_ITEM, {"item": item_id}).first()
     if (
-        item is None or item.done_at is not None or now >= at + schedule.ITEM_REMINDER
+        item is None or item.done_at is not None or run.now >= at + schedule.ITEM_REMINDER
     ):  # done, or late already
         return
     outbox.notify(
@@ -173,7 +192,7 @@ def _item_due(session: Session, item_id: int, at: datetime, now: datetime) -> No
     )  # fmt: skip
 
 
-def _escalate_item(session: Session, item_id: int, at: datetime, now: datetime) -> None:
+def _escalate_item(session: Session, item_id: int, at: datetime, run: Run) -> None:
     """Seven days overdue: the people responsible one scope up are told, and the residents."""
     item = session.get(ActionItem, item_id)
     issue = session.get(Issue, item.issue_id) if item else None
@@ -207,8 +226,8 @@ def _responsible_above(session: Session, scope: Scope) -> list[Person]:
     return issue_flow.committee(session, scopes.community_id(scope))
 
 
-def _verdict(session: Session, issue_id: int, at: datetime, now: datetime) -> None:
-    issue = session.get(Issue, issue_id)
+def _verdict(session: Session, issue_id: int, at: datetime, run: Run) -> None:
+    issue = issue_flow.lock(session, issue_id)  # a rating still being given is waited for and counted
     # a row of an earlier round (the issue was reopened and done again since) is dropped
     if (
         issue is not None
@@ -219,7 +238,7 @@ def _verdict(session: Session, issue_id: int, at: datetime, now: datetime) -> No
         actions.verdict(session, issue, at)
 
 
-def _digest(session: Session, person_id: int, at: datetime, now: datetime) -> None:
+def _digest(session: Session, person_id: int, at: datetime, run: Run) -> None:
     reader = session.get(Person, person_id)
     if reader is None or reader.moved_out:
         return
@@ -237,8 +256,8 @@ def _digest(session: Session, person_id: int, at: datetime, now: datetime) -> No
     )
 
 
-# each: (session, subject id, when it fell due, when it runs); acts at its due time
-WORK: dict[str, Callable[[Session, int, datetime, datetime], None]] = {
+# each: (session, subject id, when it fell due, the run); acts at its due time
+WORK: dict[str, Callable[[Session, int, datetime, Run], None]] = {
     "digest": _digest,
     "expire": _expire,
     "close_poll": _close,

@@ -104,7 +104,7 @@ def record(session: Session, community_name: str | None, now: datetime) -> dict:
     return {
         "community": root.name,
         "generated_at": iso(now),
-        "audit_head": audit.head_hash(session),
+        "audit_head": audit.head(session, root.id).hash,
         "issues": out,
     }
 

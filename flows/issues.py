@@ -1,5 +1,10 @@
 """Raise and discuss (居民提、居民议): issues, supports (附议), comments and their moderation,
-and the committee's and leaders' moves on an issue (escalate, refer, merge, withdraw)."""
+and the committee's and leaders' moves on an issue (escalate, refer, merge, withdraw).
+
+Whatever reads an issue to change it holds the issue's row until commit (`lock`, `get_issue(…,
+lock=True)`): changes to one issue take turns, and each sees what the one before wrote. That
+is what makes two supports racing the threshold open the discussion once, at the right count.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from flows import audit, lifecycle, outbox, people, schedule, scopes, settings, 
 from flows.errors import Refused
 from flows.numbers import whole
 from storage.models import Comment, CommentReport, Issue, Person, Scope, Support
+from storage.rows import locked
 
 TITLE_MAX = 100
 TEXT_MAX = 2000
@@ -24,6 +30,8 @@ LEADERS = ("building_leader", "grid_worker", "committee")
 
 # statements of every support and comment, built once (building them costs more than running them)
 _ISSUE = select(Issue).options(joinedload(Issue.scope)).where(Issue.id == bindparam("id"))
+_LOCKED_ISSUE = locked(select(Issue).where(Issue.id == bindparam("id")))
+_LOCKED_COMMENT = locked(select(Comment).where(Comment.id == bindparam("id")))
 _TALLY = select(func.count(Support.id), func.count(func.distinct(Support.household_id))).where(
     Support.issue_id == bindparam("id")
 )
@@ -74,15 +82,29 @@ def require_registered(person: Person | None) -> Person:
     return person
 
 
-def get_issue(session: Session, person: people.Member, issue_id: int) -> Issue:
-    issue = session.scalar(_ISSUE, {"id": issue_id})
+def get_issue(session: Session, person: people.Member, issue_id: int, lock: bool = False) -> Issue:
+    """The issue of the person's community; with `lock`, held until commit and read as it is now."""
+    issue = session.scalar(_LOCKED_ISSUE if lock else _ISSUE, {"id": issue_id})
     if issue is None or issue.community_id != person.community_id:
         raise Refused("There is no issue #{n}.", n=issue_id)
     return issue
 
 
-def get_comment(session: Session, person: Person, comment_id: int) -> tuple[Comment, Issue]:
-    comment = session.get(Comment, comment_id)
+def lock(session: Session, issue_id: int) -> Issue:
+    """The issue held until commit, read as it is now (see the module's docstring)."""
+    issue = session.scalar(_LOCKED_ISSUE, {"id": issue_id})
+    assert issue is not None, f"issue #{issue_id} does not exist"
+    return issue
+
+
+def get_comment(
+    session: Session, person: Person, comment_id: int, lock: bool = False
+) -> tuple[Comment, Issue]:
+    """The comment and its issue; with `lock`, the comment is held until commit (reports that
+    count towards hiding it take turns)."""
+    comment = (
+        session.scalar(_LOCKED_COMMENT, {"id": comment_id}) if lock else session.get(Comment, comment_id)
+    )
     issue = session.get(Issue, comment.issue_id) if comment else None
     if (
         comment is None
@@ -212,7 +234,7 @@ def raise_issue(
 
 def support(session: Session, person: Person, issue_id: int, now: datetime) -> tuple[Issue, Tally, bool]:
     """Second an issue; returns it, its tally, and whether this support opened the discussion."""
-    issue = get_issue(session, person, issue_id)
+    issue = get_issue(session, person, issue_id, lock=True)  # supports of one issue count in turn
     require_resident(session, person)
     if issue.status not in lifecycle.SUPPORTABLE:
         raise Refused("Issue #{n} is no longer gathering support.", n=issue.id)
@@ -284,7 +306,7 @@ def comment(session: Session, person: Person, issue_id: int, text: str, now: dat
 
 def report(session: Session, person: Person, comment_id: int, now: datetime) -> bool:
     """Flag a comment; True when this report hid it for the committee's review."""
-    comment, issue = get_comment(session, person, comment_id)
+    comment, issue = get_comment(session, person, comment_id, lock=True)  # the count that hides it
     require_resident(session, person)
     if comment.person_id == person.id:
         raise Refused("You cannot report your own comment.")
@@ -338,7 +360,7 @@ def report(session: Session, person: Person, comment_id: int, now: datetime) -> 
 
 
 def review(session: Session, person: Person, comment_id: int, decision: str, now: datetime) -> Comment:
-    comment, issue = get_comment(session, person, comment_id)
+    comment, issue = get_comment(session, person, comment_id, lock=True)
     if not scopes.leads(session, person, issue.scope, ("committee",)):
         raise Refused("Only committee members can review comments.")
     if decision not in ("keep", "remove"):
@@ -394,7 +416,7 @@ def tell(
 
 
 def withdraw(session: Session, person: Person, issue_id: int, now: datetime) -> Issue:
-    issue = get_issue(session, person, issue_id)
+    issue = get_issue(session, person, issue_id, lock=True)
     if issue.author_id != person.id:
         raise Refused("Only the author of issue #{n} can withdraw it.", n=issue.id)
     if issue.status == "voting":
@@ -409,7 +431,7 @@ def withdraw(session: Session, person: Person, issue_id: int, now: datetime) -> 
 
 
 def escalate(session: Session, person: Person, issue_id: int, now: datetime) -> tuple[Issue, Tally]:
-    issue = get_issue(session, person, issue_id)
+    issue = get_issue(session, person, issue_id, lock=True)
     if not scopes.leads(session, person, issue.scope, LEADERS):
         raise Refused(
             "Only the building leader, the grid worker or the committee responsible can escalate issue #{n}.",
@@ -447,7 +469,7 @@ def escalate(session: Session, person: Person, issue_id: int, now: datetime) -> 
 
 
 def refer(session: Session, person: Person, issue_id: int, body: str, now: datetime) -> Issue:
-    issue = get_issue(session, person, issue_id)
+    issue = get_issue(session, person, issue_id, lock=True)
     if not scopes.leads(session, person, issue.scope, ("committee",)):
         raise Refused("Only committee members can refer an issue.")
     body = " ".join(body.split())
@@ -478,6 +500,9 @@ def merge(
     session: Session, person: Person, issue_id: int, target_id: int, now: datetime
 ) -> tuple[Issue, Issue, int]:
     """Issue N duplicates M: N is merged, its supporters who live in M's scope support M."""
+    get_issue(session, person, issue_id), get_issue(session, person, target_id)  # refused in turn
+    for held in sorted({issue_id, target_id}):  # both held, in one order: two merges never deadlock
+        get_issue(session, person, held, lock=True)
     issue = get_issue(session, person, issue_id)
     target = get_issue(session, person, target_id)
     if not scopes.leads(session, person, issue.scope, ("committee",)):
@@ -535,7 +560,7 @@ def in_scopes_of(session: Session, person: Person) -> ColumnElement[bool] | None
         conditions.append(Scope.community_id == person.community_id)
     duty = session.get(Scope, person.duty_scope_id)
     if duty is not None and have & {"building_leader", "grid_worker"}:
-        conditions.append(Scope.path.startswith(duty.path, autoescape=True))
+        conditions.append(scopes.inside(Scope.path, duty.path))
     return or_(*conditions) if conditions else None
 
 

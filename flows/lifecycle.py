@@ -1,14 +1,18 @@
 """The lifecycle of an issue (议题): its statuses and the only transitions between them.
 
 Every change of status goes through `move`, which checks the table, records the
-transition for the public record and appends the audit row.
+transition for the public record and appends the audit row. The status is written only
+if the row still holds the status the move started from: a flow that forgot to hold the
+issue (`flows.issues.lock`) fails loudly instead of recording a transition twice.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from flows import audit
 from storage.models import Issue, Transition
@@ -61,6 +65,11 @@ COMMENTABLE = frozenset({"raised", "discussing", "voting"})
 
 
 _RECORD = Transition.__table__.insert()
+_MOVE = (
+    Issue.__table__.update()
+    .where(Issue.__table__.c.id == bindparam("issue"), Issue.__table__.c.status == bindparam("before"))
+    .values(status=bindparam("after"))
+)
 
 
 class IllegalTransition(RuntimeError):
@@ -87,8 +96,11 @@ def move(
     if not can_move(issue, status):
         raise IllegalTransition(f"issue #{issue.id}: {issue.status} → {status}")
     before = issue.status
-    issue.status = status
-    session.connection().execute(_RECORD, {"issue_id": issue.id, "status": status, "at": at})
+    conn = session.connection()
+    if conn.execute(_MOVE, {"issue": issue.id, "before": before, "after": status}).rowcount != 1:
+        raise IllegalTransition(f"issue #{issue.id} is no longer {before}: another transaction moved it")
+    set_committed_value(issue, "status", status)
+    conn.execute(_RECORD, {"issue_id": issue.id, "status": status, "at": at})
     audit.append(
         session,
         at=at,

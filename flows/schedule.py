@@ -8,22 +8,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.models import DueWork
+from storage.rows import insert_new
 
 VOTE_REMINDERS = (timedelta(hours=24), timedelta(hours=2))
 VERDICT_AFTER = timedelta(days=7)
 ESCALATE_AFTER = timedelta(days=7)
 ITEM_REMINDER = timedelta(days=1)
 
-_ADD = DueWork.__table__.insert()
-
 
 def at(session: Session, kind: str, subject_id: int, due_at: datetime, key: str | None = None) -> None:
-    """A row of due work; the same key twice keeps the first."""
-    key = key or f"{kind}:{subject_id}"
-    if session.scalar(select(DueWork.id).where(DueWork.key == key)) is None:
-        session.connection().execute(
-            _ADD, {"key": key, "kind": kind, "subject_id": subject_id, "due_at": due_at}
-        )
+    """A row of due work; the same key twice keeps the first, also when two transactions (two
+    clocks planning the same digest) write it at once."""
+    row = {"key": key or f"{kind}:{subject_id}", "kind": kind, "subject_id": subject_id, "due_at": due_at}
+    insert_new(session, DueWork.__table__, row, ("key",))
 
 
 def next_due(session: Session) -> datetime | None:

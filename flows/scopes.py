@@ -7,7 +7,8 @@ A scope's ancestors are the prefixes of its path, so "is X inside Y" is a string
 from __future__ import annotations
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql import ColumnElement
 
 from flows import settings
 from storage.models import Household, Person, Scope
@@ -16,8 +17,18 @@ LEVEL_UP = {"building": "grid", "grid": "area", "area": "community"}
 OPEN_ROLES = ("resident", "building_leader", "grid_worker", "committee", "staff")
 
 
+def contains(outer_path: str, inner_path: str) -> bool:
+    """Whether a scope is the other or lies below it: `1栋附楼` is not inside `1栋`."""
+    return inner_path == outer_path or inner_path.startswith(outer_path + "/")
+
+
+def inside(path: InstrumentedAttribute[str], outer_path: str) -> ColumnElement[bool]:
+    """`contains` as a condition on a path column, for queries."""
+    return (path == outer_path) | path.startswith(outer_path + "/", autoescape=True)
+
+
 def within(inner: Scope, outer: Scope) -> bool:
-    return inner.path == outer.path or inner.path.startswith(outer.path + "/")
+    return contains(outer.path, inner.path)
 
 
 def community_id(scope: Scope) -> int:

@@ -2,17 +2,24 @@
 
 Eligibility is fixed when a poll opens: the people (or households) living in its scope
 then, with or without a chat account. An open poll keeps one changeable ballot per unit;
-a secret poll keeps only that a unit took part and per-option tallies, incremented in
-the same transaction, so nothing stored links a person to a choice.
+a secret poll keeps only that a unit took part and, in the same transaction, its running
+tallies sealed with the ballot key (storage/seal.py): one value per poll that every ballot
+rewrites, so nothing stored, not even which rows a ballot's transaction touched, links a
+person to a choice. The close opens the seal and writes the totals to every option row.
+
+The poll row orders ballots and the close: an open ballot holds it shared, a secret ballot
+(which rewrites the sealed value) and the close hold it alone, and each re-checks that the
+poll is still open once it has it. A ballot is either counted or refused as too late.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +39,10 @@ from storage.models import (
     PollOption,
     Scope,
 )
+from storage.rows import locked
+from storage.seal import BallotKey, SealBroken
+
+log = logging.getLogger("yishi.votes")
 
 KINDS = ("approve", "single", "multiple")
 UNITS = ("household", "person")
@@ -83,7 +94,7 @@ def eligible_units(session: Session, scope: Scope, unit: str) -> list[int]:
             .distinct()
             .join(Household, Household.id == Person.household_id)
             .join(Scope, Scope.id == Household.building_id)
-            .where((Scope.path == scope.path) | Scope.path.startswith(scope.path + "/", autoescape=True))
+            .where(scopes.inside(Scope.path, scope.path))
             .where(Person.moved_out.is_(False))
             .order_by(column)
         )
@@ -125,7 +136,9 @@ def open_poll(
     unit: str,
     now: datetime,
     tz: str,
+    key: BallotKey,
 ) -> Poll:
+    issue = issue_flow.lock(session, issue.id)  # one vote opens, on an issue still in discussion
     check_opener(session, opener, issue)
     check_closing(session, issue, closes_at, now)
     units = eligible_units(session, issue.scope, unit)
@@ -140,6 +153,8 @@ def open_poll(
     )  # fmt: skip
     session.add(poll)
     session.flush()
+    if secret:
+        poll.sealed = key.seal(poll.id, [0] * len(labels))
     session.execute(
         PollOption.__table__.insert(),
         [
@@ -226,11 +241,13 @@ _TAKEN = select(Participation.id).where(
     Participation.poll_id == bindparam("poll"), Participation.unit_id == bindparam("unit")
 )
 _PARTICIPATE = Participation.__table__.insert()
-_TALLY = (
-    PollOption.__table__.update()
-    .where(PollOption.__table__.c.poll_id == bindparam("poll"))
-    .where(PollOption.__table__.c.number.in_(bindparam("choices", expanding=True)))
-    .values(votes=PollOption.__table__.c.votes + 1)
+_STILL_OPEN = select(Poll.sealed).where(Poll.id == bindparam("poll"), Poll.closed_at.is_(None))
+# an open ballot shares the poll with other ballots; a secret one rewrites its sealed tally
+_HOLD_OPEN = _STILL_OPEN.with_for_update(read=True)
+_HOLD_SECRET = locked(_STILL_OPEN)
+_RESEAL = Poll.__table__.update().where(Poll.__table__.c.id == bindparam("poll"))
+_PLAIN_TALLY = (
+    select(PollOption.votes).where(PollOption.poll_id == bindparam("poll")).order_by(PollOption.number)
 )
 
 
@@ -268,19 +285,24 @@ def vote(
     issue_id: int,
     words: list[str],
     now: datetime,
+    key: BallotKey,
     proxy: Person | None = None,
 ) -> tuple[LivePoll, list[str], bool]:
     """Record a ballot; the poll, the labels chosen, and whether an earlier open ballot was changed."""
     poll, labels = _live_poll(session, proxy or voter, issue_id, now)
     conn = session.connection()  # plain values through Core: a ballot is the busiest message
     choices = parse_choices(words, poll, len(labels))
+    # held until commit: a close waits for this ballot, or this ballot finds the poll closed
+    held = conn.execute(_HOLD_SECRET if poll.secret else _HOLD_OPEN, {"poll": poll.id}).first()
+    if held is None:
+        raise Refused("The vote on issue #{n} has closed.", n=issue_id)
     unit = voter.id if poll.unit == "person" else voter.household_id
     found = conn.execute(_ELIGIBLE, {"poll": poll.id, "unit": unit}).first() if unit is not None else None
     if found is None:
         raise Refused("{name} is not eligible in the vote on issue #{n}.", name=voter.name, n=issue_id)
     try:
         changed = (
-            _secret_ballot(session, poll, unit, voter, choices)
+            _secret_ballot(session, poll, unit, voter, choices, key, held[0], len(labels))
             if poll.secret
             else _open_ballot(session, poll, unit, voter, choices, proxy, now, found[1], found[2])
         )
@@ -300,16 +322,61 @@ def vote(
 
 
 def _secret_ballot(
-    session: Session, poll: LivePoll, unit: int, voter: people.Member, choices: list[int]
+    session: Session,
+    poll: LivePoll,
+    unit: int,
+    voter: people.Member,
+    choices: list[int],
+    key: BallotKey,
+    sealed: str | None,
+    options: int,
 ) -> bool:
     conn = session.connection()
     if conn.execute(_TAKEN, {"poll": poll.id, "unit": unit}).first() is not None:
         if poll.unit == "household":
             raise Refused("Your household has already voted; a secret ballot is final.")
         raise Refused("You have already voted; a secret ballot is final.")
+    counts = _tallies(session, poll.id, sealed, options, key, poll.issue_id)
+    for number in choices:
+        counts[number - 1] += 1
     conn.execute(_PARTICIPATE, {"poll_id": poll.id, "unit_id": unit, "voter_id": voter.id})
-    conn.execute(_TALLY, {"poll": poll.id, "choices": choices})
+    conn.execute(_RESEAL, {"poll": poll.id, "sealed": key.seal(poll.id, counts)})
+    if sealed is None:  # a poll opened before tallies were sealed: its plain counts go now
+        _write_options(session, poll.id, dict.fromkeys(range(1, options + 1), 0), set())
     return False
+
+
+def _tallies(
+    session: Session, poll_id: int, sealed: str | None, options: int, key: BallotKey, issue_id: int
+) -> list[int]:
+    """A secret poll's running counts of options 1…n; a key that cannot open them is refused
+    (and logged for the operator), never taken for zero."""
+    if sealed is None:  # opened before migration 0005 sealed tallies: still plain
+        return list(session.connection().execute(_PLAIN_TALLY, {"poll": poll_id}).scalars())
+    try:
+        return key.unseal(poll_id, sealed, options)
+    except SealBroken as exc:
+        log.error(
+            "the ballot key does not open the sealed tally of %s: is YISHI_BALLOT_KEY the one it was sealed with?",
+            exc,
+        )
+        raise Refused(
+            "The secret vote on issue #{n} cannot be counted: this server's ballot key does not open its sealed tally. Nothing was changed; the operator must restore the key it was sealed with.",
+            n=issue_id,
+        ) from None
+
+
+def _write_options(session: Session, poll_id: int, votes: dict[int, int], adopted: set[int]) -> None:
+    """Every option row of the poll rewritten in one statement, whatever changed."""
+    table = PollOption.__table__
+    session.execute(
+        table.update()
+        .where(table.c.poll_id == poll_id)
+        .values(
+            votes=case(votes, value=table.c.number, else_=0) if votes else 0,
+            adopted=table.c.number.in_(sorted(adopted)),
+        )
+    )
 
 
 def _open_ballot(
@@ -336,7 +403,13 @@ def _open_ballot(
 
 
 def proxy_vote(
-    session: Session, leader: Person, issue_id: int, name: str, words: list[str], now: datetime
+    session: Session,
+    leader: Person,
+    issue_id: int,
+    name: str,
+    words: list[str],
+    now: datetime,
+    key: BallotKey,
 ) -> tuple[Person, LivePoll]:
     voter = people.find(session, name, leader.community_id)
     if voter.id == leader.id:
@@ -349,7 +422,7 @@ def proxy_vote(
     poll, _ = _live_poll(session, leader, issue_id, now)
     if poll.secret:
         raise Refused("A secret ballot cannot be entered for someone else.")
-    vote(session, voter, issue_id, words, now, proxy=leader)
+    vote(session, voter, issue_id, words, now, key, proxy=leader)
     return voter, poll
 
 
@@ -369,23 +442,32 @@ def running_votes(session: Session, poll: Poll) -> dict[int, int]:
     return counts
 
 
-def close(session: Session, poll: Poll, now: datetime, actor_id: int | None) -> counting.Result:
-    """Count the poll once, record the outcome, move the issue and tell the eligible."""
-    issue = session.get(Issue, poll.issue_id)
-    assert issue is not None
+def close(
+    session: Session, poll: Poll, now: datetime, actor_id: int | None, key: BallotKey
+) -> counting.Result | None:
+    """Count the poll once, record the outcome, move the issue and tell the eligible; None when
+    it had been closed meanwhile. The issue, then the poll, are held until commit (the order every
+    flow takes them in): a ballot still being cast is waited for and counted."""
+    issue = issue_flow.lock(session, poll.issue_id)
+    found = session.scalar(locked(select(Poll).where(Poll.id == poll.id, Poll.closed_at.is_(None))))
+    if found is None:
+        return None
+    poll = found
     options = options_of(session, poll)
-    if not poll.secret:
+    if poll.secret:
+        counts = _tallies(session, poll.id, poll.sealed, len(options), key, issue.id)
+        votes = {o.number: counts[o.number - 1] for o in options}
+    else:
         counted = running_votes(session, poll)
-        for option in options:
-            option.votes = counted.get(option.number, 0)
-    votes = {o.number: o.votes for o in options}
+        votes = {o.number: counted.get(o.number, 0) for o in options}
     poll.turnout = turnout(session, poll)
     result = counting.decide(
         poll.kind, poll.eligible, poll.turnout, votes, poll.rules, poll.major, poll.max_choices
     )
-    poll.closed_at, poll.quorum_met, poll.outcome = now, result.quorum_met, result.outcome
+    poll.closed_at, poll.quorum_met, poll.outcome, poll.sealed = now, result.quorum_met, result.outcome, None
+    _write_options(session, poll.id, votes, set(result.adopted))
     for option in options:
-        option.adopted = option.number in result.adopted
+        session.expire(option)
     lifecycle.move(
         session, issue, result.outcome, at=now, actor_id=actor_id,
         detail={"poll": poll.id, "eligible": poll.eligible, "turnout": poll.turnout, "votes": votes},
@@ -398,19 +480,20 @@ def close(session: Session, poll: Poll, now: datetime, actor_id: int | None) -> 
     return result
 
 
-def close_early(session: Session, person: Person, issue_id: int, now: datetime) -> Poll:
+def close_early(session: Session, person: Person, issue_id: int, now: datetime, key: BallotKey) -> Poll:
     issue = issue_flow.get_issue(session, person, issue_id)
     poll = open_poll_of(session, issue)
     if poll is None:
         raise Refused("There is no open vote on issue #{n}.", n=issue.id)
     if poll.opener_id != person.id and not scopes.leads(session, person, issue.scope, ("committee",)):
         raise Refused("Only the person who opened the vote or the committee can close it early.")
-    close(session, poll, now, person.id)
+    if close(session, poll, now, person.id, key) is None:  # closed by its deadline meanwhile
+        raise Refused("There is no open vote on issue #{n}.", n=issue.id)
     return poll
 
 
 def flag_major(session: Session, person: Person, issue_id: int, now: datetime) -> Issue:
-    issue = issue_flow.get_issue(session, person, issue_id)
+    issue = issue_flow.get_issue(session, person, issue_id, lock=True)
     if not scopes.leads(session, person, issue.scope, ("committee",)):
         raise Refused("Only committee members can flag a major matter.")
     if issue.status not in ("raised", "discussing", "rejected", "no_quorum"):

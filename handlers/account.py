@@ -55,7 +55,8 @@ def join(ctx: Ctx, args: str) -> list[Reply]:
         raise Refused("Usage: {usage}", usage="/join CODE")
     if ctx.person is not None:
         raise Refused("This account is already bound to {name}.", name=ctx.person.name)
-    invite = ctx.session.get(Invite, code)
+    # held until commit: two accounts sending the same code at once cannot both be bound by it
+    invite = ctx.session.get(Invite, code, with_for_update={"key_share": True}, populate_existing=True)
     if invite is None or invite.revoked or invite.person.moved_out:
         raise Refused(
             "The invite code {code} is not valid. Check it with your building leader or the committee.",

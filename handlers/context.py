@@ -16,6 +16,8 @@ from flows.errors import Refused
 from flows.issues import require_registered
 from handlers.messages import Incoming
 from storage.models import Account, DialogState, Household, Person
+from storage.rows import insert_new, locked
+from storage.seal import BallotKey
 
 
 class Sender(NamedTuple):
@@ -47,6 +49,7 @@ class Ctx:
     incoming: Incoming
     now: datetime
     t: Translator
+    key: BallotKey  # seals and opens secret polls' tallies
     default_timezone: str = "Asia/Shanghai"
     # the account's dialog, loaded with the message when it has one (handlers/dialog.py keeps it current)
     dialog: DialogState | None = None
@@ -124,12 +127,33 @@ _SENDER = (
 )
 
 
+_HOLD_ACCOUNT = locked(
+    select(Account.id).where(
+        Account.channel == bindparam("channel"), Account.external_id == bindparam("external_id")
+    )
+)
+
+
+def hold_account(session: Session, channel: str, external_id: str, now: datetime) -> int:
+    """The account's id, its row held until commit: one person's messages run one at a time (a
+    double-tapped "confirm" raises one issue), and the second sees what the first wrote. A new
+    account is made by an insert that leaves a row made at the same moment alone: two first
+    messages of one account both find it."""
+    conn = session.connection()
+    key = {"channel": channel, "external_id": external_id}
+    account_id = conn.execute(_HOLD_ACCOUNT, key).scalar()
+    if account_id is None:
+        insert_new(session, Account.__table__, key | {"created_at": now}, ("channel", "external_id"))
+        account_id = conn.execute(_HOLD_ACCOUNT, key).scalar()
+    assert account_id is not None
+    return account_id
+
+
 def load_sender(session: Session, channel: str, external_id: str, now: datetime) -> Sender:
-    """The account, its person and whether it is in a dialog, in one query: every message needs them."""
-    row = session.connection().execute(_SENDER, {"channel": channel, "external_id": external_id}).first()
-    if row is None:
-        account = find_account(session, channel, external_id, now)
-        return Sender(account.id, account.locale, None, None, None, None, None, False)
+    """The account (held, see `hold_account`), its person and whether it is in a dialog, in one
+    query after the lock: every message needs them."""
+    hold_account(session, channel, external_id, now)
+    row = session.connection().execute(_SENDER, {"channel": channel, "external_id": external_id}).one()
     account_id, account_locale, person_id, person_locale, household_id, community_id, name, gone, dialog = row
     if person_id is None or gone:
         return Sender(account_id, account_locale, None, None, None, None, None, dialog)
@@ -139,13 +163,9 @@ def load_sender(session: Session, channel: str, external_id: str, now: datetime)
 
 
 def find_account(session: Session, channel: str, external_id: str, now: datetime) -> Account:
-    account = session.scalar(
-        select(Account).where(Account.channel == channel, Account.external_id == external_id)
-    )
-    if account is None:
-        account = Account(channel=channel, external_id=external_id, created_at=now)
-        session.add(account)
-        session.flush()
+    account_id = hold_account(session, channel, external_id, now)
+    account = session.get(Account, account_id)
+    assert account is not None
     return account
 
 

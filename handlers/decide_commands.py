@@ -36,7 +36,7 @@ def openvote(ctx: Ctx, args: str) -> list[Reply]:
 
 def vote(ctx: Ctx, args: str) -> list[Reply]:
     number, *words = _words(args, "/vote N CHOICE…", 2)
-    poll, chosen, changed = votes.vote(ctx.session, ctx.voter, flow.parse_id(number), words, ctx.now)
+    poll, chosen, changed = votes.vote(ctx.session, ctx.voter, flow.parse_id(number), words, ctx.now, ctx.key)
     labels = ", ".join(
         fmt.option_label(ctx.t, poll.kind, votes.APPROVE.index(c) + 1, c) if poll.kind == "approve" else c
         for c in chosen
@@ -70,7 +70,9 @@ def vote(ctx: Ctx, args: str) -> list[Reply]:
 
 def proxyvote(ctx: Ctx, args: str) -> list[Reply]:
     number, name, *choices = _words(args, "/proxyvote N NAME CHOICE…", 3)
-    voter, poll = votes.proxy_vote(ctx.session, ctx.registered, flow.parse_id(number), name, choices, ctx.now)
+    voter, poll = votes.proxy_vote(
+        ctx.session, ctx.registered, flow.parse_id(number), name, choices, ctx.now, ctx.key
+    )
     return [
         Reply(
             ctx.t(
@@ -84,7 +86,7 @@ def proxyvote(ctx: Ctx, args: str) -> list[Reply]:
 
 def closevote(ctx: Ctx, args: str) -> list[Reply]:
     issue_id = flow.parse_id(one_arg(args, "/closevote N"))
-    poll = votes.close_early(ctx.session, ctx.registered, issue_id, ctx.now)
+    poll = votes.close_early(ctx.session, ctx.registered, issue_id, ctx.now, ctx.key)
     issue = flow.get_issue(ctx.session, ctx.registered, issue_id)
     lines = [
         ctx.t("The vote on issue #{id} is closed.", id=issue_id),

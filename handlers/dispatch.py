@@ -28,6 +28,7 @@ from handlers.raise_dialog import RAISE
 from handlers.vote_dialog import OPEN_VOTE
 from storage.db import Database
 from storage.models import DialogState
+from storage.seal import BallotKey
 
 log = logging.getLogger("yishi.dispatch")
 
@@ -79,10 +80,11 @@ class Dispatcher:
         self,
         db: Database,
         clock: Clock,
+        key: BallotKey,
         default_locale: str = DEFAULT_LOCALE,
         default_timezone: str = "Asia/Shanghai",
     ) -> None:
-        self.db, self.clock = db, clock
+        self.db, self.clock, self.key = db, clock, key
         self.default_locale, self.default_timezone = default_locale, default_timezone
 
     def handle(self, incoming: Incoming) -> list[Reply]:
@@ -95,7 +97,9 @@ class Dispatcher:
                 sender = load_sender(session, incoming.channel, incoming.account_id, now)
                 locale = choose_locale(sender.person_locale, sender.account_locale, self.default_locale)
                 state = session.get(DialogState, sender.account_id) if sender.in_dialog else None
-                ctx = Ctx(session, sender, incoming, now, Translator(locale), self.default_timezone, state)
+                ctx = Ctx(
+                    session, sender, incoming, now, Translator(locale), self.key, self.default_timezone, state
+                )
                 return self._route(ctx, text)
         except Refused as refusal:
             # a command said no and its whole transaction is undone; a dialog it interrupted stays left

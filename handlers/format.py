@@ -268,4 +268,15 @@ def digest_lines(session: Session, t: Translator, d: digest.Digest, tz: str) -> 
     )
     if d.topics:
         lines.extend(["", t("Hot topics: {words}", words="、".join(d.topics))])
+    if d.head is not None:
+        lines.extend(
+            [
+                "",
+                t(
+                    "The community's record stands at entry #{seq}, hash {hash}.",
+                    seq=d.head.seq,
+                    hash=d.head.hash,
+                ),
+            ]
+        )
     return lines

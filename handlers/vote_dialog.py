@@ -155,7 +155,7 @@ def _confirm(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
     tz = ctx.timezone(issue.community_id)
     poll = votes.open_poll(
         ctx.session, ctx.registered, issue, kind=data["kind"], labels=data["labels"], k=data.get("k", 1),
-        closes_at=datetime.fromisoformat(data["closes"]), secret=data["secret"], unit=data["unit"], now=ctx.now, tz=tz,
+        closes_at=datetime.fromisoformat(data["closes"]), secret=data["secret"], unit=data["unit"], now=ctx.now, tz=tz, key=ctx.key,
     )  # fmt: skip
     return None, [
         Reply(

@@ -247,12 +247,32 @@ class Outbox(Base):
     account: Mapped[Account] = relationship()
 
 
-class AuditLog(Base):
-    """One state change; `hash` = sha256(prev_hash + canonical JSON of the row's content)."""
+class AuditChain(Base):
+    """The head of one audit chain: one per community, one for rows of no community, and the
+    frozen chain of everything appended before migration 0005. An append locks its chain's row,
+    so appends to one chain are serialised and chains never wait for each other."""
 
-    __tablename__ = "audit_log"
+    __tablename__ = "audit_chains"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # community | none | frozen
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("scopes.id"), unique=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)  # rows in the chain
+    hash: Mapped[str] = mapped_column(String(64))  # the last row's hash (the origin while it has none)
+    # the prev_hash of its first row: the frozen chain's head when this chain began
+    origin: Mapped[str] = mapped_column(String(64))
+
+
+class AuditLog(Base):
+    """One state change, the `seq`-th of its chain; `hash` = sha256(prev_hash + canonical JSON of
+    the row's content). Who, what, when: for a secret ballot only that someone took part."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (UniqueConstraint("chain_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chain_id: Mapped[int] = mapped_column(ForeignKey("audit_chains.id"))
+    seq: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     community_id: Mapped[int | None] = mapped_column(ForeignKey("scopes.id"))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
@@ -260,16 +280,6 @@ class AuditLog(Base):
     issue_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id"), index=True)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
-
-
-class AuditHead(Base):
-    """The single row every append locks, so appends are serialised across processes."""
-
-    __tablename__ = "audit_head"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    last_id: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
 
 
@@ -296,10 +306,14 @@ class Poll(Base):
     turnout: Mapped[int | None] = mapped_column(Integer)
     quorum_met: Mapped[bool | None] = mapped_column(Boolean)
     outcome: Mapped[str | None] = mapped_column(String(16))
+    # a secret poll's running tallies, sealed with the ballot key (storage/seal.py) and rewritten
+    # by every ballot until the close, which writes the totals to every option row and clears it
+    sealed: Mapped[str | None] = mapped_column(Text)
 
 
 class PollOption(Base):
-    """A choice; `votes` is the running tally of a secret poll, and every poll's count once closed."""
+    """A choice; `votes` is its count once the poll closed (a secret poll's running tally is sealed
+    in `Poll.sealed`, an open poll's is counted from its ballots)."""
 
     __tablename__ = "poll_options"
     __table_args__ = (UniqueConstraint("poll_id", "number"),)

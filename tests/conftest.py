@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flows import audit, register, textsense
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import AuditHead, Base
+from storage.models import AuditChain, Base
 from tests.harness import REGISTER, TestBot
 
 PG_ADMIN_URL = os.environ.get("YISHI_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -63,11 +63,18 @@ def postgres_url() -> Iterator[str]:
 
 
 def empty_database(db: Database) -> None:
-    """Every table of a PostgreSQL test database emptied, the audit head row made again."""
+    """Every table of a PostgreSQL test database emptied, the two chains the migration makes made again."""
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with db.engine.begin() as conn:
         conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-        conn.execute(AuditHead.__table__.insert().values(id=1, last_id=0, hash=audit.GENESIS))
+        conn.execute(
+            AuditChain.__table__.insert(),
+            [
+                {"id": 1, "kind": "frozen", "seq": 0, "hash": audit.GENESIS, "origin": audit.GENESIS},
+                {"id": 2, "kind": "none", "seq": 0, "hash": audit.GENESIS, "origin": audit.GENESIS},
+            ],
+        )
+        conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('audit_chains', 'id'), 3, false)")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -23,11 +23,17 @@ from bot.config import Config
 from flows import register
 from storage.db import Database
 from storage.models import Account, Base, Issue, Outbox
+from storage.seal import BallotKey, new_key
 
 Expected = str | Sequence[str]
 
 YISHI = str(Path(sys.executable).with_name("yishi"))  # the command line of this environment
 REGISTER = Path(__file__).parent / "data" / "register.csv"
+BALLOT_KEY = new_key()  # the tests' YISHI_BALLOT_KEY: no key file is made where they run
+
+
+def ballot_key() -> BallotKey:
+    return BallotKey(BALLOT_KEY)
 
 
 class TestBot:
@@ -36,7 +42,9 @@ class TestBot:
     def __init__(self, db: Database, start: datetime, locale: str = "zh_CN") -> None:
         self.db = db
         self.clock = FixedClock(start)
-        self.app = App(Config(database_url=db.url, locale=locale), clock=self.clock, db=db)
+        self.app = App(
+            Config(database_url=db.url, locale=locale, ballot_key=BALLOT_KEY), clock=self.clock, db=db
+        )
         self.out = io.StringIO()
         self.console = Console(self.app, out=self.out)
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from handlers.dispatch import Dispatcher
 from handlers.messages import Incoming
 from storage.models import Account, Invite, Person
-from tests.harness import TestBot
+from tests.harness import TestBot, ballot_key
 
 
 def code_of(bot: TestBot, name: str) -> str:
@@ -95,7 +95,7 @@ def test_group_chats_see_slash_commands_only(community) -> None:  # type: ignore
     from bot.clock import FixedClock
     from tests.conftest import START
 
-    dispatcher = Dispatcher(community, FixedClock(START))
+    dispatcher = Dispatcher(community, FixedClock(START), ballot_key())
     assert dispatcher.handle(Incoming("telegram", "7", "-100", text="附议 1", is_group=True)) == []
     assert dispatcher.handle(Incoming("telegram", "7", "-100", text="just chatting", is_group=True)) == []
     replies = dispatcher.handle(Incoming("telegram", "7", "-100", text="/help@yishi_bot", is_group=True))

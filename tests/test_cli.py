@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from flows import settings
 from storage.db import Database
 from storage.migrate import current_revision, head_revision
-from storage.models import AuditHead, AuditLog, Base, Household, Invite, Issue, Person, Scope, Setting
+from storage.models import AuditChain, AuditLog, Base, Household, Invite, Issue, Person, Scope, Setting
 from tests.harness import REGISTER, YISHI
 
 NAMES = sorted({line.split(",")[5] for line in REGISTER.read_text(encoding="utf-8").splitlines()[1:]})
@@ -355,14 +355,22 @@ def test_audit_verify_holds_after_activity_and_names_a_tampered_row(active: Path
     rows = count(active, AuditLog)
     assert rows >= 6  # register, raise, supports, comment, status, raise
     out = ok(run("audit", "verify", db=active, cwd=tmp_path))
-    assert f"{rows} rows" in out
+    head = query(active, lambda s: s.scalar(select(AuditChain).where(AuditChain.kind == "community")))
+    assert f"梧桐社区: holds, {rows} rows; head #{rows} {head.hash}" in out
+    assert "rows of no community: holds, 0 rows" in out and "(frozen): holds, 0 rows" in out
+    assert ok(run("audit", "verify", "--community", "梧桐社区", db=active, cwd=tmp_path)).count("holds") == 1
 
     with sqlite3.connect(active) as conn:
-        changed = conn.execute("UPDATE audit_log SET detail = ? WHERE id = 3", ('{"forged": true}',)).rowcount
+        changed = conn.execute(
+            "UPDATE audit_log SET detail = ? WHERE seq = 3", ('{"forged": true}',)
+        ).rowcount
     assert changed == 1
     result = run("audit", "verify", db=active, cwd=tmp_path)
     assert result.returncode == 1
-    assert re.search(r"\brow 3\b", result.stdout + result.stderr), result.stdout + result.stderr
+    assert "梧桐社区: broken at row #3: its content does not match its hash." in result.stdout, result.stdout
+    assert "rows of no community: holds" in result.stdout  # the other chains are still checked
+    wrong = run("audit", "verify", "--community", "无此社区", db=active, cwd=tmp_path)
+    assert wrong.returncode == 2 and "无此社区" in wrong.stderr
 
 
 # --- export -----------------------------------------------------------------------------
@@ -374,7 +382,8 @@ def test_export_json_is_the_public_record(active: Path, tmp_path: Path) -> None:
     assert set(data) == {"community", "generated_at", "audit_head", "issues"}
     assert data["community"] == "梧桐社区"
     assert UTC_Z.match(data["generated_at"])
-    assert data["audit_head"] == query(active, lambda s: s.get(AuditHead, 1).hash)  # type: ignore[union-attr]
+    community_head = select(AuditChain.hash).where(AuditChain.kind == "community")
+    assert data["audit_head"] == query(active, lambda s: s.scalar(community_head))
     assert re.fullmatch(r"[0-9a-f]{64}", data["audit_head"])
 
     lift, litter = data["issues"]

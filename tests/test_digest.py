@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from flows import digest, textsense
 from storage.models import DueWork, Outbox
-from tests.harness import TestBot
+from tests.harness import TestBot, ballot_key
 
 
 def busy_day(bot: TestBot) -> None:
@@ -50,7 +50,7 @@ def test_two_runs_plan_and_send_each_digest_once(bot_en: TestBot) -> None:
     from flows import due
 
     for _ in range(3):
-        due.run_due(bot_en.db, bot_en.clock.now(), "Asia/Shanghai")
+        due.run_due(bot_en.db, bot_en.clock.now(), ballot_key(), "Asia/Shanghai")
     with bot_en.db.transaction() as session:
         keys = session.scalars(
             select(DueWork.key).where(DueWork.kind == "digest", DueWork.key.endswith("2026-12-02"))

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from flows import due
 from storage.models import DueWork, Outbox
-from tests.harness import TestBot
+from tests.harness import TestBot, ballot_key
 from tests.test_decide import discussing, open_vote
 
 
@@ -104,7 +104,7 @@ def test_two_clocks_claim_each_row_once(bot_en: TestBot) -> None:
         bot_en.raise_issue(f"1栋第{n}号问题")
     at = bot_en.clock.now() + timedelta(days=15)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        won = list(pool.map(lambda _: due.run_due(bot_en.db, at), range(2)))
+        won = list(pool.map(lambda _: due.run_due(bot_en.db, at, ballot_key()), range(2)))
     assert sum(won) == 6
     with bot_en.db.transaction() as session:
         expired = session.scalar(

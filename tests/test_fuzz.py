@@ -21,7 +21,7 @@ from handlers.messages import Incoming
 from storage.db import Database
 from storage.models import Account, DialogState, Person
 from tests.conftest import START
-from tests.harness import TestBot
+from tests.harness import TestBot, ballot_key
 
 EXOTIC = st.sampled_from(
     [
@@ -78,7 +78,7 @@ def members(bot: TestBot) -> tuple[Database, list[str]]:
 
 
 def _dispatcher(db: Database) -> Dispatcher:
-    return Dispatcher(db, FixedClock(START))
+    return Dispatcher(db, FixedClock(START), ballot_key())
 
 
 def _channel(external_id: str) -> str:

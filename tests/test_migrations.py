@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 
 from bot.app import App
 from bot.config import Config
-from flows import register
+from flows import audit, register
 from storage.db import Database
 from storage.migrate import (
     MIGRATIONS,
@@ -30,7 +30,7 @@ from storage.migrate import (
     require_current,
     upgrade,
 )
-from storage.models import Base
+from storage.models import AuditLog, Base, Scope
 from tests.conftest import PG_ADMIN_URL, REGISTER, START
 
 
@@ -71,8 +71,8 @@ def schema_diff(db: Database) -> list:
 
 def test_the_migrations_form_one_line_to_the_newest() -> None:
     script = ScriptDirectory(str(MIGRATIONS))
-    assert [r.revision for r in script.walk_revisions()] == ["0004", "0003", "0002", "0001"]
-    assert head_revision() == "0004"
+    assert [r.revision for r in script.walk_revisions()] == ["0005", "0004", "0003", "0002", "0001"]
+    assert head_revision() == "0005"
 
 
 def test_empty_to_head(empty: Database) -> None:
@@ -139,3 +139,67 @@ def snapshot(db: Database) -> dict[str, list[tuple]]:
             t.name: sorted(map(tuple, session.execute(sa.select(t)).all()), key=repr)
             for t in Base.metadata.sorted_tables
         }
+
+
+def _legacy_chain(db: Database, community_id: int, n: int) -> str:
+    """n rows appended as migration 0004's code did: one chain, each row hashing its id; the head."""
+    prev = audit.GENESIS
+    with db.engine.begin() as conn:
+        for i in range(1, n + 1):
+            row = {
+                "id": i, "at": START, "community_id": community_id if i % 2 else None, "actor_id": None,
+                "action": "legacy", "issue_id": None, "detail": {"n": i},
+            }  # fmt: skip
+            row |= {"prev_hash": prev, "hash": audit._digest(prev, row, audit._HASHED_FROZEN)}
+            conn.execute(AuditLog.__table__.insert(), row)  # only the columns 0004 has
+            prev = row["hash"]
+        conn.execute(
+            sa.text("UPDATE audit_head SET last_id = :n, hash = :h WHERE id = 1"), {"n": n, "h": prev}
+        )
+    return prev
+
+
+def test_the_old_chain_is_frozen_and_every_new_chain_starts_from_its_head(empty: Database) -> None:
+    upgrade(empty.engine, "0004")
+    with empty.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO scopes (level, name, path, households) VALUES ('community', '梧桐社区', '梧桐社区', 0)"
+            )
+        )
+        community = conn.execute(sa.text("SELECT id FROM scopes")).scalar_one()
+    old_head = _legacy_chain(empty, community, 5)
+    upgrade(empty.engine)
+    assert schema_diff(empty) == []
+    with empty.transaction() as session:
+        found = {v.name: v for v in audit.verify(session)}
+        assert (found[audit.FROZEN_CHAIN].rows, found[audit.FROZEN_CHAIN].broken) == (5, None)
+        assert found[audit.FROZEN_CHAIN].head == audit.Head(5, old_head)  # the head printed before
+        assert audit.head(session, community) == audit.Head(0, old_head)
+        audit.append(session, at=START, action="after", community_id=community)
+        audit.append(session, at=START, action="after", community_id=None)
+    with empty.transaction() as session:
+        new = session.scalars(select_after()).all()
+        assert [(r.seq, r.prev_hash) for r in new] == [(1, old_head), (1, old_head)]
+        assert all(v.broken is None for v in audit.verify(session))
+        # the frozen rows still verify one by one: tampering with one is found
+        session.execute(sa.update(AuditLog).where(AuditLog.id == 2).values(detail={"n": 99}))
+        frozen = next(v for v in audit.verify(session) if v.name == audit.FROZEN_CHAIN)
+        assert frozen.broken == 2
+
+
+def select_after():  # type: ignore[no-untyped-def]
+    return sa.select(AuditLog).where(AuditLog.action == "after").order_by(AuditLog.id)
+
+
+def test_a_downgrade_that_would_lose_audit_rows_is_refused(empty: Database) -> None:
+    upgrade(empty.engine)
+    with empty.transaction() as session:
+        session.add(Scope(level="community", name="梧桐社区", path="梧桐社区"))
+        session.flush()
+        audit.append(session, at=START, action="new", community_id=None)
+    cfg = alembic_config(empty.engine.url.render_as_string(hide_password=False))
+    with pytest.raises(RuntimeError, match="would lose them"), empty.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    assert current_revision(empty.engine) == head_revision()

@@ -396,7 +396,7 @@ def test_a_malformed_file_is_refused_on_an_empty_database_too(db: Database) -> N
     with pytest.raises(RegisterInvalid):
         do_import(db, csv_bytes(*LINES, "梧桐社区,东片区,东一网格,1栋,107,新来的,tenant"))
     assert snapshot(db) == before
-    assert all(rows == [] for table, rows in before.items() if table != "audit_head")
+    assert all(rows == [] for table, rows in before.items() if table != "audit_chains")
 
 
 def test_every_bad_line_is_named(db: Database) -> None:

@@ -17,7 +17,7 @@ from handlers.messages import Incoming
 from storage.db import Database
 from storage.models import Account, AuditLog, Ballot, Base, Outbox, Participation, Person, Poll, PollOption
 from tests.conftest import START, empty_database
-from tests.harness import TestBot
+from tests.harness import TestBot, ballot_key
 from tests.test_decide import discussing, open_vote
 
 VOTERS = {"欧阳明": "1", "李伟@1栋-102": "2", "王芳": "3", "张强": "1"}
@@ -42,8 +42,10 @@ def test_nothing_links_a_secret_choice_to_a_person(bot_en: TestBot, caplog: pyte
         assert session.scalar(select(Ballot.id)) is None
         assert {c.name for c in Participation.__table__.columns} == {"id", "poll_id", "unit_id", "voter_id"}
         assert len(session.scalars(select(Participation)).all()) == 4
+        # the running tallies are sealed: the option rows say nothing until the close
         votes = session.execute(select(PollOption.number, PollOption.votes).order_by(PollOption.number)).all()
-        assert [tuple(v) for v in votes] == [(1, 2), (2, 1), (3, 1)]
+        assert [tuple(v) for v in votes] == [(1, 0), (2, 0), (3, 0)]
+        assert poll.sealed is not None and "甲方案" not in poll.sealed
         details = session.scalars(select(AuditLog.detail).where(AuditLog.action == "vote")).all()
         assert details == [{"poll": poll.id}] * 4
     assert bot_en.count(Outbox) == outbox_before  # a ballot sends nothing to anyone
@@ -63,6 +65,12 @@ def test_nothing_links_a_secret_choice_to_a_person(bot_en: TestBot, caplog: pyte
                         dict(row),
                     )
                     assert "choices" not in row, (table.name, dict(row))
+    # the close opens the seal and writes the totals to the option rows
+    assert "[1] 甲方案 — 2" in bot_en.say("/closevote 1", as_="孙丽华")
+    with bot_en.db.transaction() as session:
+        votes = session.execute(select(PollOption.number, PollOption.votes).order_by(PollOption.number)).all()
+        assert [tuple(v) for v in votes] == [(1, 2), (2, 1), (3, 1)]
+        assert session.scalar(select(Poll.sealed)) is None
 
 
 def _person_id(bot: TestBot, ref: str) -> int:
@@ -96,7 +104,7 @@ def test_concurrent_ballots_count_each_unit_once(
             session.add(Account(channel="load", external_id=str(p.id), person_id=p.id, created_at=START))
         ids = [str(p.id) for p in people]
         chief = str(session.scalar(select(Person.id).where(Person.name == "主任")))
-    dispatcher = Dispatcher(db, FixedClock(START))
+    dispatcher = Dispatcher(db, FixedClock(START), ballot_key())
 
     def say(who: str, text: str) -> str:
         return "\n".join(r.text for r in dispatcher.handle(Incoming("load", who, who, text=text)))

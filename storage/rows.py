@@ -1,0 +1,38 @@
+"""Two statements that hold under concurrency on both databases.
+
+SQLite takes its one write lock at `BEGIN IMMEDIATE`, so its writers never overlap; these
+matter on PostgreSQL, where transactions run side by side under READ COMMITTED.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, TypeVar
+
+from sqlalchemy import Insert, Select, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+T = TypeVar("T", bound=tuple[Any, ...])
+
+
+@cache
+def _insert_new(dialect: str, table: Table, keys: tuple[str, ...]) -> Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+
+def insert_new(session: Session, table: Table, rows: dict | list[dict], keys: tuple[str, ...]) -> int:
+    """`INSERT … ON CONFLICT (keys) DO NOTHING`: a row whose key exists is left alone, so two
+    transactions inserting the same key never end in an IntegrityError (on PostgreSQL the second
+    waits for the first to commit, then inserts nothing). The number of rows inserted."""
+    conn = session.connection()
+    return conn.execute(_insert_new(conn.dialect.name, table, keys), rows).rowcount
+
+
+def locked(query: Select[T]) -> Select[T]:
+    """The rows of `query`, locked until the end of the transaction (`FOR NO KEY UPDATE`) and read
+    as they are now: a transaction that wants the same rows waits for this one to end, then sees
+    what it wrote. NO KEY: inserting rows that refer to the locked one (a support of a locked
+    issue) does not wait."""
+    return query.with_for_update(key_share=True).execution_options(populate_existing=True)
