@@ -127,3 +127,22 @@ def test_a_database_keeps_the_normalised_url() -> None:
         assert database.engine.dialect.name == "postgresql" and database.engine.dialect.driver == "psycopg"
     finally:
         database.dispose()
+
+
+def test_secrets_are_masked_wherever_the_settings_are_shown() -> None:
+    secrets = {
+        "TELEGRAM_TOKEN": "123456:telegram-token-value",
+        "TELEGRAM_WEBHOOK_SECRET": "webhook-secret-value",
+        "WECHAT_APP_SECRET": "wechat-app-secret-value",
+        "WECHAT_TOKEN": "wechat-token-value",
+        "WECHAT_AES_KEY": "wechat-aes-key-value",
+        "YISHI_BALLOT_KEY": "A" * 43 + "=",
+        "WECOM_ROBOT_URLS": "http://127.0.0.1:9/send?key=robot-key-value",
+        "DATABASE_URL": "postgresql://yishi:database-password@127.0.0.1/yishi",
+    }
+    config = Config.from_environ(secrets, env_file="")
+    shown = repr(config) + str(config) + f"{config}"
+    for value in [*secrets.values(), "database-password", "robot-key-value"]:
+        assert value not in shown
+    assert "postgresql://yishi:***@127.0.0.1/yishi" in shown and "wechat_app_secret='********'" in shown
+    assert "telegram_api_url=''" in shown  # what is not secret is shown as it is

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from flows import digest, textsense
-from storage.models import DueWork, Outbox
+from flows import audit, digest, textsense
+from storage.models import DueWork, Outbox, Scope
 from tests.harness import TestBot, ballot_key
 
 
@@ -39,6 +39,9 @@ def test_the_committee_reads_a_daily_digest_at_eight_local(bot_en: TestBot) -> N
     assert "Now in discussion:\n#1 1栋电梯经常停运" in morning
     assert "Hot topics: 电梯" in morning
     assert "[→ 欧阳明] Digest" not in morning  # a resident who did not ask
+    with bot_en.db.transaction() as session:  # the community's head as it stood when it was sent
+        head = audit.head(session, session.scalar(select(Scope.id).where(Scope.level == "community")))
+    assert f"The community's record stands at entry #{head.seq}, hash {head.hash}." in morning
     quiet = bot_en.say("/clock +1d")  # a day with nothing to say sends nothing
     assert "Digest" not in quiet
 
@@ -72,6 +75,7 @@ def test_leaders_on_monday_and_residents_who_ask(bot_en: TestBot) -> None:
     assert "[→ 孙丽华] Digest" not in before_monday
     monday = bot_en.say("/clock +22h")  # Monday 7 December, 08:00 local
     assert "[→ 孙丽华] Digest of your scopes" in monday and "[→ 王芳] Digest of your scopes" in monday
+    assert monday.count("The community's record stands at entry #") == 2
     assert "[→ 张强] Digest" not in monday
 
 
