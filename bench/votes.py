@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy import func, select
 
 from bench.common import KEY, NOW, Result, fresh_sqlite, register_csv
-from bot.clock import FixedClock
 from flows import register
+from flows.clock import FixedClock
 from handlers.dispatch import Dispatcher
 from handlers.messages import Incoming
 from storage.db import Database

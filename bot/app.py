@@ -7,13 +7,13 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from bot.clock import Clock
 from bot.config import Config
-from bot.i18n import Translator
 from flows import digest, due, outbox, settings
+from flows.clock import Clock
 from handlers import format as fmt
 from handlers.context import locale_of, person_of
 from handlers.dispatch import Dispatcher
+from locales import Translator
 from storage.db import Database
 from storage.migrate import require_current
 from storage.models import Account, Issue, Poll

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Config, ConfigError
-from bot.i18n import N_, Translator
 from flows.errors import Refused
+from locales import N_, Translator
 from storage.migrate import NoDatabase, SchemaBehind
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def _demo(args: argparse.Namespace, config: Config, t: Translator) -> int:
 def _console(args: argparse.Namespace, config: Config, t: Translator) -> int:
     from bot.app import App
     from bot.channels.console import Console
-    from bot.clock import OffsetClock
+    from flows.clock import OffsetClock
 
     app = App(config, clock=OffsetClock())
     return Console(app).run()
@@ -155,8 +155,8 @@ _OS_REASONS = {
 
 
 def _import(args: argparse.Namespace, config: Config, t: Translator) -> int:
-    from bot.clock import Clock
     from flows import register
+    from flows.clock import Clock
 
     try:
         data = Path(args.file).read_bytes()
@@ -202,8 +202,8 @@ def _invites(args: argparse.Namespace, config: Config, t: Translator) -> int:
 
 
 def _export(args: argparse.Namespace, config: Config, t: Translator) -> int:
-    from bot.clock import Clock
     from flows import export
+    from flows.clock import Clock
 
     with _open(config).transaction() as session:
         data = export.record(session, args.community, Clock().now())
@@ -215,8 +215,8 @@ def _export(args: argparse.Namespace, config: Config, t: Translator) -> int:
 
 
 def _settings(args: argparse.Namespace, config: Config, t: Translator) -> int:
-    from bot.clock import Clock
     from flows import audit, settings
+    from flows.clock import Clock
     from flows.export import community
 
     with _open(config).transaction() as session:

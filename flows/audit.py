@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
-from bot.i18n import N_
+from locales import N_
 from storage.models import AuditChain, AuditLog, Scope
 from storage.rows import insert_new, locked
+
+log = logging.getLogger("yishi.audit")
 
 GENESIS = "0" * 64
 _PENDING = "audit rows"
@@ -63,6 +66,8 @@ def append(
         "issue_id": issue_id,
         "detail": detail or {},
     }
+    if session.get_transaction() is None:
+        session.connection()  # begun now: a rollback must find the rows it takes with it
     here = session.get_nested_transaction() or session.get_transaction()
     session.info.setdefault(_PENDING, []).append((here, row))
 
@@ -73,6 +78,15 @@ def _inside(transaction: SessionTransaction | None, outer: SessionTransaction) -
             return True
         transaction = transaction.parent
     return False
+
+
+@event.listens_for(Session, "after_commit")
+def _unwritten(session: Session) -> None:
+    """Rows still pending once the outer transaction has committed were lost: a commit that
+    bypassed `_write` (see there). Said loudly, and not carried into the next transaction."""
+    if not session.in_nested_transaction() and session.info.get(_PENDING):
+        rows = session.info.pop(_PENDING)
+        log.error("%d audit rows were not written: their transaction committed without them", len(rows))
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -124,7 +138,10 @@ def _locked_head(session: Session, community_id: int | None) -> tuple[int, int, 
 
 @event.listens_for(Session, "before_commit")
 def _write(session: Session) -> None:
-    """The rows collected, written as the transaction's last write, chain by chain."""
+    """The rows collected, written as the transaction's last write, chain by chain. A savepoint's
+    commit writes nothing: its rows go with its transaction's. (SQLAlchemy also calls this hook
+    when the outer transaction commits while a savepoint is open, and the rows would be lost:
+    `storage.db.Database.transaction` refuses such a commit.)"""
     if session.in_nested_transaction() or not session.info.get(_PENDING):
         return
     session.flush()  # everything else first: the chain's lock is held for the commit alone
@@ -191,6 +208,8 @@ def verify(session: Session, community_id: int | None = None) -> list[Verdict]:
             chain.community_id, str(chain.community_id)
         )
         verdicts.append(_walk(session, chain, name))
+    if community_id is not None and not verdicts:  # nothing appended yet: it stands at its origin
+        return [Verdict(names.get(community_id, str(community_id)), 0, head(session, community_id))]
     return verdicts
 
 

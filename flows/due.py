@@ -19,9 +19,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.i18n import N_
 from flows import actions, digest, lifecycle, outbox, schedule, scopes, settings, votes
 from flows import issues as issue_flow
+from locales import N_
 from storage.db import Database
 from storage.models import (
     ActionItem,

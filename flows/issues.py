@@ -84,7 +84,12 @@ def require_registered(person: Person | None) -> Person:
 
 def get_issue(session: Session, person: people.Member, issue_id: int, lock: bool = False) -> Issue:
     """The issue of the person's community; with `lock`, held until commit and read as it is now."""
-    issue = session.scalar(_LOCKED_ISSUE if lock else _ISSUE, {"id": issue_id})
+    return _of_community(
+        person, issue_id, session.scalar(_LOCKED_ISSUE if lock else _ISSUE, {"id": issue_id})
+    )
+
+
+def _of_community(person: people.Member, issue_id: int, issue: Issue | None) -> Issue:
     if issue is None or issue.community_id != person.community_id:
         raise Refused("There is no issue #{n}.", n=issue_id)
     return issue
@@ -500,11 +505,9 @@ def merge(
     session: Session, person: Person, issue_id: int, target_id: int, now: datetime
 ) -> tuple[Issue, Issue, int]:
     """Issue N duplicates M: N is merged, its supporters who live in M's scope support M."""
-    get_issue(session, person, issue_id), get_issue(session, person, target_id)  # refused in turn
-    for held in sorted({issue_id, target_id}):  # both held, in one order: two merges never deadlock
-        get_issue(session, person, held, lock=True)
-    issue = get_issue(session, person, issue_id)
-    target = get_issue(session, person, target_id)
+    # both held, in one order (two merges never deadlock), then refused in the order named
+    held = {n: session.scalar(_LOCKED_ISSUE, {"id": n}) for n in sorted({issue_id, target_id})}
+    issue, target = (_of_community(person, n, held[n]) for n in (issue_id, target_id))
     if not scopes.leads(session, person, issue.scope, ("committee",)):
         raise Refused("Only committee members can merge issues.")
     if issue.id == target.id:

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.i18n import N_
 from flows import counting
 from flows.errors import Refused
+from locales import N_
 from storage.models import Setting
 
 

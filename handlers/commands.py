@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.i18n import N_
 from flows import actions, scopes
 from handlers import account, decide_commands, digest_command, issue_commands
 from handlers.context import Ctx
 from handlers.messages import Reply
+from locales import N_
 
 Who = Callable[[Ctx], bool]
 

@@ -10,11 +10,11 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
-from bot.i18n import DEFAULT_LOCALE, Translator
 from flows import settings
 from flows.errors import Refused
 from flows.issues import require_registered
 from handlers.messages import Incoming
+from locales import DEFAULT_LOCALE, Translator
 from storage.models import Account, DialogState, Household, Person
 from storage.rows import insert_new, locked
 from storage.seal import BallotKey
@@ -53,8 +53,6 @@ class Ctx:
     default_timezone: str = "Asia/Shanghai"
     # the account's dialog, loaded with the message when it has one (handlers/dialog.py keeps it current)
     dialog: DialogState | None = None
-    # a /command left a dialog: kept left even if the command is refused and its transaction undone
-    left_dialog: bool = False
 
     # the ORM objects are loaded only when a handler asks: a ballot needs none of them
     @cached_property

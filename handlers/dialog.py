@@ -69,13 +69,11 @@ def start(ctx: Ctx, dialog: Dialog, data: dict | None = None) -> list[Reply]:
 def advance(ctx: Ctx, dialog: Dialog, state: DialogState, text: str) -> list[Reply]:
     step = dialog.steps[state.step]
     data = dict(state.data or {})
-    savepoint = ctx.session.begin_nested()
     try:
-        following, replies = step.answer(ctx, data, text)
+        with ctx.session.begin_nested():  # a refusal undoes what the step did, and nothing else
+            following, replies = step.answer(ctx, data, text)
     except Refused as refusal:
-        savepoint.rollback()
         return [Reply(fmt.refusal(ctx.t, refusal)), step.prompt(ctx, data)]
-    savepoint.commit()
     if following is None:
         clear(ctx)
         return replies

@@ -14,10 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import delete
-
-from bot.clock import Clock
-from bot.i18n import DEFAULT_LOCALE, N_, Translator
+from flows.clock import Clock
 from flows.errors import Refused
 from handlers import dialog
 from handlers import format as fmt
@@ -26,6 +23,7 @@ from handlers.context import Ctx, choose_locale, load_sender
 from handlers.messages import Incoming, Reply
 from handlers.raise_dialog import RAISE
 from handlers.vote_dialog import OPEN_VOTE
+from locales import DEFAULT_LOCALE, N_, Translator
 from storage.db import Database
 from storage.models import DialogState
 from storage.seal import BallotKey
@@ -101,24 +99,16 @@ class Dispatcher:
                     session, sender, incoming, now, Translator(locale), self.key, self.default_timezone, state
                 )
                 return self._route(ctx, text)
-        except Refused as refusal:
-            # a command said no and its whole transaction is undone; a dialog it interrupted stays left
+        except Refused as refusal:  # a command said no and its whole transaction is undone
             assert ctx is not None
-            left = self._leave_dialog(ctx.t, ctx.sender.account_id) if ctx.left_dialog else []
-            return [*left, Reply(fmt.refusal(ctx.t, refusal))]
+            return [Reply(fmt.refusal(ctx.t, refusal))]
         except Exception:
             log.exception("unexpected error handling %r", redact(incoming))
             return [Reply(Translator(locale)(APOLOGY))]
 
-    def _leave_dialog(self, t: Translator, account_id: int) -> list[Reply]:
-        with self.db.transaction() as session:
-            session.execute(delete(DialogState).where(DialogState.account_id == account_id))
-        return [Reply(t("(The previous dialog was cancelled.)"))]
-
     def _route(self, ctx: Ctx, text: str) -> list[Reply]:
         parsed = parse(text, ctx.incoming.is_group)
         state = dialog.load(ctx)
-        replies: list[Reply] = []
         if state is not None:
             # a vote keyword leaves too: dialog data never holds the arguments of a vote
             leaving = (
@@ -128,13 +118,17 @@ class Dispatcher:
                 return dialog.advance(ctx, DIALOGS[state.flow], state, text)
             if parsed is not None and parsed.command is not CANCEL:
                 dialog.clear(ctx)
-                ctx.left_dialog = True
-                replies.append(Reply(ctx.t("(The previous dialog was cancelled.)")))
+                left = Reply(ctx.t("(The previous dialog was cancelled.)"))
+                try:  # the dialog stays left, in this transaction, even if the command is refused
+                    with ctx.session.begin_nested():
+                        return [left, *self._run(ctx, parsed)]
+                except Refused as refusal:
+                    return [left, Reply(fmt.refusal(ctx.t, refusal))]
         if parsed is None:
             if ctx.incoming.is_group or not text:
                 return []
             return [Reply(ctx.t("I did not understand that. Send /help for the commands you can use."))]
-        return replies + self._run(ctx, parsed)
+        return self._run(ctx, parsed)
 
     def _run(self, ctx: Ctx, parsed: Parsed) -> list[Reply]:
         command = parsed.command

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from bot.i18n import N_, Translator
 from flows import actions, counting, digest, people, votes
 from flows import issues as flow
 from flows.errors import Refused
 from flows.when import local
+from locales import N_, Translator
 from storage.models import ActionItem, Issue, Poll, Scope
 
 STATUS_NAMES = {

@@ -52,8 +52,12 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
+        """Commits when the block ends, rolls back if it raises. A savepoint still open then is a
+        bug (what it holds would be committed past the hooks that run at commit): refused."""
         with self.sessions() as session, session.begin():
             yield session
+            if session.in_nested_transaction():
+                raise RuntimeError("a savepoint is still open at commit: use `with session.begin_nested():`")
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -77,13 +77,24 @@ class BallotKey:
             return self._aead
 
     def _from_file(self) -> bytes:
-        try:  # made only if absent: two processes starting at once keep one key
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
+        """The key file's key; made if absent, whole or not at all: the key is written to a file of
+        its own, then linked into place, so that a process starting at the same moment reads either
+        no file (and links its own, which fails: it reads ours) or the whole key, never half."""
+        try:
             return decode_key(self.path.read_text(encoding="ascii", errors="replace"), str(self.path))
+        except FileNotFoundError:
+            pass
         text = new_key()
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(text + "\n")
+        draft = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(text + "\n")
+            os.link(draft, self.path)
+        except FileExistsError:  # another process made it first: its key is the key
+            return decode_key(self.path.read_text(encoding="ascii", errors="replace"), str(self.path))
+        finally:
+            draft.unlink(missing_ok=True)
         log.warning(
             "made a new ballot key in %s (readable by its owner only): give every process the same "
             "key in YISHI_BALLOT_KEY, and keep it apart from the database's backups",

@@ -18,9 +18,9 @@ from sqlalchemy.orm import joinedload
 
 from bot.app import App
 from bot.channels.console import Console
-from bot.clock import FixedClock
 from bot.config import Config
 from flows import register
+from flows.clock import FixedClock
 from storage.db import Database
 from storage.models import Account, Base, Issue, Outbox
 from storage.seal import BallotKey, new_key

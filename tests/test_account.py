@@ -92,7 +92,7 @@ def test_cancel_unknown_and_plain_text(bot_en: TestBot) -> None:
 
 
 def test_group_chats_see_slash_commands_only(community) -> None:  # type: ignore[no-untyped-def]
-    from bot.clock import FixedClock
+    from flows.clock import FixedClock
     from tests.conftest import START
 
     dispatcher = Dispatcher(community, FixedClock(START), ballot_key())

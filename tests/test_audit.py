@@ -156,6 +156,57 @@ def test_a_savepoint_rolled_back_takes_its_rows_with_it(two: tuple[Database, int
     assert [r.action for r in rows(db, first)] == ["kept", "kept too", "test"]
 
 
+def test_a_commit_with_a_savepoint_still_open_is_refused_and_writes_nothing(
+    two: tuple[Database, int, int],
+) -> None:
+    """SQLAlchemy runs the commit hook while the savepoint is still open, so its rows would be
+    dropped without a word: the unit of work refuses to commit that way."""
+    db, first, _ = two
+    with pytest.raises(RuntimeError, match="savepoint is still open"), db.transaction() as session:
+        audit.append(session, at=START, action="outer", community_id=first)
+        session.begin_nested()
+        audit.append(session, at=START, action="inner", community_id=first)
+    assert rows(db, first) == []
+    append_rows(db, 1, first)  # nothing of the refused transaction is carried into the next
+    assert [r.action for r in rows(db, first)] == ["test"]
+
+
+def test_rows_lost_by_a_commit_past_the_hook_are_logged_and_not_carried_on(
+    two: tuple[Database, int, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    db, first, _ = two
+    with db.sessions() as session:
+        with session.begin():  # not the unit of work: its commit runs with the savepoint open
+            audit.append(session, at=START, action="outer", community_id=first)
+            session.begin_nested()
+            audit.append(session, at=START, action="inner", community_id=first)
+        assert "2 audit rows were not written" in caplog.text
+        with session.begin():
+            audit.append(session, at=START, action="next", community_id=first)
+    assert [r.action for r in rows(db, first)] == ["next"]
+
+
+def test_a_row_appended_before_the_transaction_began_is_rolled_back_with_it(
+    two: tuple[Database, int, int],
+) -> None:
+    db, first, _ = two
+    with db.sessions() as session:  # no transaction yet: the append begins one
+        audit.append(session, at=START, action="rolled back", community_id=first)
+        session.rollback()
+        session.commit()
+    assert rows(db, first) == []
+
+
+def test_a_community_with_nothing_appended_yet_stands_at_the_frozen_head(
+    two: tuple[Database, int, int],
+) -> None:
+    db, first, second = two
+    append_rows(db, 1, first)
+    found = verdicts(db, second)
+    assert list(found) == ["银杏社区"]
+    assert found["银杏社区"] == audit.Verdict("银杏社区", 0, audit.Head(0, audit.GENESIS))
+
+
 def test_a_changed_detail_names_that_row(two: tuple[Database, int, int]) -> None:
     db, first, second = two
     append_rows(db, 5, first)

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot.clock import FixedClock
-from bot.i18n import translate
+from flows.clock import FixedClock
 from handlers.commands import COMMANDS
 from handlers.dispatch import APOLOGY, Dispatcher, parse
 from handlers.messages import Incoming
+from locales import translate
 from storage.db import Database
 from storage.models import Account, DialogState, Person
 from tests.conftest import START

@@ -186,6 +186,16 @@ def test_the_old_chain_is_frozen_and_every_new_chain_starts_from_its_head(empty:
         session.execute(sa.update(AuditLog).where(AuditLog.id == 2).values(detail={"n": 99}))
         frozen = next(v for v in audit.verify(session) if v.name == audit.FROZEN_CHAIN)
         assert frozen.broken == 2
+    # a community made after the upgrade gets a chain of its own (PostgreSQL: the ids go on from
+    # the chains the migration made, not from 1)
+    with empty.transaction() as session:
+        later = Scope(level="community", name="银杏社区", path="银杏社区")
+        session.add(later)
+        session.flush()
+        audit.append(session, at=START, action="after", community_id=later.id)
+    with empty.transaction() as session:
+        assert audit.head(session, later.id).seq == 1
+        assert len({r.chain_id for r in session.scalars(select_after())}) == 3
 
 
 def select_after():  # type: ignore[no-untyped-def]

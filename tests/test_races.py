@@ -87,15 +87,18 @@ def blocked(db: Database, racer: Racer, timeout: float = 10) -> bool:
 
 
 def race(bot: TestBot, held: Callable[[Session], Any], competitor: Callable[[], Any]) -> tuple[Any, Any]:
-    """`held` runs in a transaction kept open until `competitor` (in a thread) waits on a lock
-    or finishes; then it commits. Both results."""
+    """`held` runs in a transaction kept open until `competitor` (in a thread) waits on a lock;
+    then it commits. Both results. A competitor that finishes without waiting fails the test:
+    the rule's lock is what each race proves."""
     with bot.db.transaction() as session:
         mine = held(session)
         session.flush()
         racer = Racer(competitor)
         racer.start()
-        blocked(bot.db, racer)
-    return mine, racer.outcome()
+        waited = blocked(bot.db, racer)
+    outcome = racer.outcome()
+    assert waited, f"the competitor never waited on a lock: {outcome!r}"
+    return mine, outcome
 
 
 def send(bot: TestBot, who: str, text: str) -> str:
@@ -260,11 +263,11 @@ def double_tap(
     assert inside.wait(10)
     inside.clear()
     second.start()
-    deadline = time.monotonic() + 10
-    while not inside.is_set() and time.monotonic() < deadline:
-        if blocked(bot.db, second, timeout=0.2):
-            break
+    waited, deadline = False, time.monotonic() + 10
+    while not waited and not inside.is_set() and time.monotonic() < deadline:
+        waited = blocked(bot.db, second, timeout=0.2)
     go.set()
+    assert waited, "the second message never waited for the first: both ran at once"
 
 
 def test_a_double_tapped_confirm_raises_one_issue(bot: TestBot, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -150,6 +151,30 @@ def test_the_key_file_is_made_at_first_need_for_its_owner_only(
     path.write_text("not a key\n")
     with pytest.raises(ValueError, match=str(path)):
         BallotKey("", path).seal(7, [0])
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_processes_starting_at_once_all_take_one_whole_key(tmp_path: Path, round_: int) -> None:
+    """Twelve starting at the same moment: one key file, whole, and every one of them holds it
+    (a file made first and written after could be read empty by another)."""
+    path = tmp_path / "yishi-ballot.key"
+    start, ids, errors = threading.Barrier(12), [], []
+
+    def first_need() -> None:
+        start.wait()
+        try:
+            ids.append(BallotKey("", path).key_id)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_need) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert errors == [] and len(ids) == 12 and len(set(ids)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no draft left behind
+    assert BallotKey(path.read_text()).key_id == ids[0]
 
 
 def test_a_malformed_ballot_key_in_the_environment_is_refused_by_name() -> None:

@@ -10,24 +10,19 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FixedClock
 from flows import people, register
+from flows.clock import FixedClock
 from handlers.dispatch import Dispatcher
 from handlers.messages import Incoming
 from storage.db import Database
 from storage.models import Account, AuditLog, Ballot, Base, Outbox, Participation, Person, Poll, PollOption
 from tests.conftest import START, empty_database
 from tests.harness import TestBot, ballot_key
-from tests.test_decide import discussing, open_vote
-
-VOTERS = {"欧阳明": "1", "李伟@1栋-102": "2", "王芳": "3", "张强": "1"}
+from tests.test_sealed_tallies import VOTERS, secret_poll
 
 
 def test_nothing_links_a_secret_choice_to_a_person(bot_en: TestBot, caplog: pytest.LogCaptureFixture) -> None:
-    discussing(bot_en)
-    open_vote(bot_en, "2", "甲方案;乙方案;丙方案", "3d", "2", "2", "1")
-    for who in VOTERS:
-        bot_en.say(f"/as {who}")
+    secret_poll(bot_en)
     outbox_before = bot_en.count(Outbox)
     caplog.set_level(logging.DEBUG)
     for who, choice in VOTERS.items():

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from bot.config import Config
-from bot.i18n import N_
 from flows.outbox import Sender
+from locales import N_
 
 
 class ChannelUnavailable(RuntimeError):

@@ -14,15 +14,15 @@ from typing import TextIO
 from sqlalchemy import select
 
 from bot.app import App
-from bot.clock import MovableClock
-from bot.i18n import Translator
 from flows import people
+from flows.clock import MovableClock
 from flows.errors import Refused
 from flows.outbox import Recipient
 from flows.when import parse_duration
 from handlers import format as fmt
 from handlers.context import find_account, locale_of, person_of
 from handlers.messages import Incoming, Reply
+from locales import Translator
 from storage.models import Household, Person, Scope
 
 CHANNEL = "console"
