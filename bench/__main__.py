@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from bench import dispatcher, similar, startup, time_work, votes
+from bench import console, dispatcher, pg_workers, similar, startup, time_work, votes
 from bench.common import Result
 
 
@@ -15,9 +15,13 @@ def main() -> int:
     runs = (
         ("startup", startup.run),
         ("similar", similar.run),
+        ("console from outside", console.run),
         ("dispatcher", dispatcher.run),
+        ("dispatcher alone, the console's mix", console.dispatcher_alone),
         ("votes on SQLite", votes.sqlite),
         ("votes on PostgreSQL", votes.postgres),
+        ("ballots on PostgreSQL from worker processes", pg_workers.workers),
+        ("a ballot's latency while votes open elsewhere", pg_workers.latency),
         ("reminders", time_work.reminders),
         ("digest", time_work.committee_digest),
     )

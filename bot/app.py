@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from bot.config import Config
-from flows import digest, due, outbox, settings
+from flows import digest, due, outbox, schedule, settings
 from flows.clock import Clock
 from handlers import format as fmt
-from handlers.context import locale_of, person_of
+from handlers.context import choose_locale
 from handlers.dispatch import Dispatcher
 from locales import Translator
 from storage.db import Database
 from storage.migrate import require_current
-from storage.models import Account, Issue, Poll
+from storage.models import Issue, Person, Poll
 from storage.seal import BallotKey
+
+SAFETY_SECONDS = 60  # work written by another process (a web worker, another clock) is seen this soon
 
 
 class App:
@@ -28,14 +32,74 @@ class App:
         self.clock = clock or Clock()
         self.key = BallotKey(config.ballot_key, config.ballot_key_file)
         self.dispatcher = Dispatcher(self.db, self.clock, self.key, config.locale, config.timezone)
+        self.planner = due.DigestPlanner()
+        # when work and messages are next due, as this process knows it: its own commits bring them
+        # forward (`woken`), a look at the tables after each step sets them, and it looks again at
+        # least every SAFETY_SECONDS (for what other processes wrote)
+        self.next: dict[str, datetime | None] = {"work": None, "message": None}
+        self._looked: float | None = None  # time.monotonic() of the last look
+        self._looked_for: frozenset[str] = frozenset()  # the channels whose messages it looked at
+        self._told: dict[str, datetime] = {}  # what commits told during a step
+        self._lock = threading.Lock()
+        self.db.on_wake(self.woken)
 
-    def render(self, session: Session, account: Account, msgid: str, params: dict) -> str:
+    def woken(self, what: str, at: datetime) -> None:
+        """A transaction of this process wrote something due at `at`."""
+        with self._lock:
+            for known in (self.next, self._told):
+                earlier = known.get(what)
+                known[what] = at if earlier is None else min(earlier, at)
+
+    @property
+    def next_due(self) -> datetime | None:
+        with self._lock:
+            known = [at for at in self.next.values() if at is not None]
+        return min(known) if known else None
+
+    def _due(self, what: str, now: datetime) -> bool:
+        at = self.next[what]
+        return (
+            self._looked is None
+            or time.monotonic() - self._looked >= SAFETY_SECONDS
+            or (at is not None and now >= at)
+        )
+
+    def due(self) -> bool:
+        """Whether a step has something to do: work or a message due by the clock, or time to look."""
+        now = self.clock.now()
+        with self._lock:
+            return self._due("work", now) or self._due("message", now)
+
+    def step(
+        self, senders: Mapping[str, outbox.Sender], stopping: Callable[[], bool] = lambda: False
+    ) -> tuple[int, int]:
+        """Due work, then delivery, each only when due, then a look at when they are next due;
+        (rows won, messages sent)."""
+        now = self.clock.now()
+        with self._lock:
+            self._told = {}
+            if frozenset(senders) != self._looked_for:  # what it knows is of other channels' messages
+                self._looked = None
+            work, messages = self._due("work", now), self._due("message", now)
+        won = self.run_due() if work else 0
+        sent = self.deliver(senders, stopping) if messages or won else 0
+        with self.db.transaction() as session:
+            found = dict(zip(("work", "message"), schedule.next_due(session, senders), strict=True))
+        with self._lock:
+            for what in ("work", "message"):
+                extra = [self.planner.next] if what == "work" else []
+                known = [at for at in (found[what], self._told.get(what), *extra) if at is not None]
+                self.next[what] = min(known) if known else None
+            self._looked, self._looked_for = time.monotonic(), frozenset(senders)
+        return won, sent
+
+    def render(self, session: Session, reader: outbox.Recipient, msgid: str, params: dict) -> str:
         """An outbox message in its reader's language, decided when it is sent; a poll's result
         (a `poll` parameter) comes with its count and bars, in the same language."""
-        t = Translator(locale_of(account, person_of(session, account), self.config.locale))
+        t = Translator(choose_locale(reader.person_locale, reader.account_locale, self.config.locale))
         text = fmt.message(t, msgid, params)
         if "digest_start" in params:
-            return "\n".join([text, *self._digest(session, account, t, params)])
+            return "\n".join([text, *self._digest(session, reader, t, params)])
         poll = session.get(Poll, params["poll"]) if "poll" in params else None
         if poll is None:
             return text
@@ -44,20 +108,20 @@ class App:
         tz = str(settings.get(session, issue.community_id, "timezone", self.config.timezone))
         return "\n".join([text, *fmt.poll_lines(session, t, issue, poll, tz)])
 
-    def _digest(self, session: Session, account: Account, t: Translator, params: dict) -> list[str]:
-        reader = person_of(session, account)
-        if reader is None:
+    def _digest(self, session: Session, reader: outbox.Recipient, t: Translator, params: dict) -> list[str]:
+        person = session.get(Person, reader.person_id) if reader.person_id is not None else None
+        if person is None:
             return []
         start, end = (
             datetime.fromisoformat(params["digest_start"]),
             datetime.fromisoformat(params["digest_end"]),
         )
-        tz = str(settings.get(session, reader.community_id, "timezone", self.config.timezone))
-        return fmt.digest_lines(session, t, digest.collect(session, reader, start, end), tz)
+        tz = str(settings.get(session, person.community_id, "timezone", self.config.timezone))
+        return fmt.digest_lines(session, t, digest.collect(session, person, start, end), tz)
 
     def run_due(self) -> int:
         """Everything that fell due by the clock's now: deadlines, reminders, verdicts."""
-        return due.run_due(self.db, self.clock.now(), self.key, self.config.timezone)
+        return due.run_due(self.db, self.clock.now(), self.key, self.config.timezone, self.planner)
 
     def deliver(
         self, senders: Mapping[str, outbox.Sender], stopping: Callable[[], bool] = lambda: False

@@ -19,14 +19,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 
-from bot.app import App
+from bot.app import SAFETY_SECONDS, App
 from bot.channels import ChannelUnavailable, Outward
-from flows import schedule, settings
+from flows import settings
 from storage.models import Scope
 
 log = logging.getLogger("yishi.clock")
 
-SAFETY_SECONDS = 60
 JOB_DEFAULTS = {"coalesce": True, "misfire_grace_time": None, "max_instances": 1}
 
 
@@ -67,9 +66,7 @@ class Wakeup:
 
     def step(self) -> tuple[int, int]:
         """Due work, then delivery; (rows won, messages sent)."""
-        won = self.app.run_due()
-        sent = self.app.deliver(self.ready, self.stopping.is_set)
-        return won, sent
+        return self.app.step(self.ready, self.stopping.is_set)
 
     async def tick(self) -> None:
         async with self.busy:
@@ -80,8 +77,7 @@ class Wakeup:
         self.plan_next()
 
     def plan_next(self) -> None:
-        with self.app.db.transaction() as session:
-            at = schedule.next_due(session)
+        at = self.app.next_due
         if at is not None:
             self.scheduler.add_job(
                 self.tick, "date", run_date=max(at, datetime.now(UTC)), id="next-due", replace_existing=True

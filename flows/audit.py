@@ -21,12 +21,13 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, event, select
+from sqlalchemy import Insert, Text, bindparam, cast, event, func, select
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.sql import ColumnElement
 
 from locales import N_
 from storage.models import AuditChain, AuditLog, Scope
-from storage.rows import insert_new, locked
+from storage.rows import insert_new, locked, one_writer
 
 log = logging.getLogger("yishi.audit")
 
@@ -38,12 +39,16 @@ _HASHED_FROZEN = ("id", "at", "community_id", "actor_id", "action", "issue_id", 
 _HASHED = ("community_id", "seq", "at", "actor_id", "action", "issue_id", "detail")
 
 
-def _digest(prev_hash: str, row: AuditLog | dict, hashed: tuple[str, ...] = _HASHED) -> str:
-    """sha256 of the previous hash and the row's content (a stored row, or the values about to be)."""
+def _canonical(row: AuditLog | dict, hashed: tuple[str, ...] = _HASHED) -> str:
+    """The row's content as hashed: JSON of the hashed fields, keys sorted, no spaces."""
     values = row if isinstance(row, dict) else {k: getattr(row, k) for k in hashed}
     content = {k: values[k] for k in hashed} | {"at": values["at"].isoformat()}
-    canonical = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+    return json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _digest(prev_hash: str, row: AuditLog | dict, hashed: tuple[str, ...] = _HASHED) -> str:
+    """sha256 of the previous hash and the row's content (a stored row, or the values about to be)."""
+    return hashlib.sha256((prev_hash + _canonical(row, hashed)).encode()).hexdigest()
 
 
 def append(
@@ -104,32 +109,35 @@ _NONE_HEAD = locked(_HEAD_COLUMNS.where(AuditChain.kind == "none"))
 _FROZEN_HEAD = select(AuditChain.hash).where(AuditChain.kind == "frozen")
 _INSERT = AuditLog.__table__.insert()
 _ADVANCE = AuditChain.__table__.update().where(AuditChain.__table__.c.id == bindparam("chain"))
+# the head advanced only if it is still where this connection last left it
+_ADVANCE_FROM = _ADVANCE.where(
+    AuditChain.__table__.c.seq == bindparam("was_seq"), AuditChain.__table__.c.hash == bindparam("was_hash")
+)
+_HEADS = "audit heads"  # on a connection: {community id: (chain id, seq, hash)} as it last wrote them
 
 
 def _missing() -> RuntimeError:
     return RuntimeError("the audit chains are missing: the database was not made by `yishi db upgrade`")
 
 
+def _make_chain(session: Session, community_id: int) -> None:
+    """A community's first append makes its chain, starting from the frozen head."""
+    origin = session.connection().execute(_FROZEN_HEAD).scalar()
+    if origin is None:
+        raise _missing()
+    row = {"kind": "community", "community_id": community_id, "seq": 0, "hash": origin, "origin": origin}
+    insert_new(session, AuditChain.__table__, row, ("community_id",))
+
+
 def _locked_head(session: Session, community_id: int | None) -> tuple[int, int, str]:
-    """(chain id, seq, hash) of the community's chain, locked until commit; a community's first
-    append makes its chain, starting from the frozen head."""
+    """(chain id, seq, hash) of the community's chain, locked until commit."""
     conn = session.connection()
     if community_id is None:
         head = conn.execute(_NONE_HEAD).first()
     else:
         head = conn.execute(_COMMUNITY_HEAD, {"community": community_id}).first()
         if head is None:
-            origin = conn.execute(_FROZEN_HEAD).scalar()
-            if origin is None:
-                raise _missing()
-            row = {
-                "kind": "community",
-                "community_id": community_id,
-                "seq": 0,
-                "hash": origin,
-                "origin": origin,
-            }
-            insert_new(session, AuditChain.__table__, row, ("community_id",))
+            _make_chain(session, community_id)
             head = conn.execute(_COMMUNITY_HEAD, {"community": community_id}).first()
     if head is None:
         raise _missing()
@@ -148,17 +156,96 @@ def _write(session: Session) -> None:
     by_chain: dict[int | None, list[dict]] = {}
     for _, row in session.info.pop(_PENDING):
         by_chain.setdefault(row["community_id"], []).append(row)
-    conn = session.connection()
+    append = _append_remembered if one_writer(session) else _append_in_sql
     # chains locked in one order: two transactions writing to the same two never deadlock
     for community_id in sorted(by_chain, key=lambda c: -1 if c is None else c):
+        append(session, community_id, by_chain[community_id])
+
+
+def _append_remembered(session: Session, community_id: int | None, rows: list[dict]) -> None:
+    """Where one transaction writes at a time (SQLite), a connection remembers each head it wrote
+    and advances it only if it is still there: no read first. When another process (or a
+    transaction undone after its append) moved the head, it is read again."""
+    conn = session.connection()
+    heads = conn.info.setdefault(_HEADS, {})
+    known = heads.get(community_id)
+    if known is not None:
+        chain_id, seq, prev = known
+        advanced = _chain(rows, chain_id, seq, prev)
+        moved = conn.execute(_ADVANCE_FROM, advanced | {"was_seq": seq, "was_hash": prev}).rowcount
+    if known is None or moved != 1:
         chain_id, seq, prev = _locked_head(session, community_id)
-        rows = by_chain[community_id]
-        for row in rows:
-            seq += 1
-            row |= {"chain_id": chain_id, "seq": seq, "prev_hash": prev}
-            row["hash"] = prev = _digest(prev, row)
-        conn.execute(_INSERT, rows)
-        conn.execute(_ADVANCE, {"chain": chain_id, "seq": seq, "hash": prev})
+        advanced = _chain(rows, chain_id, seq, prev)
+        conn.execute(_ADVANCE, advanced)
+    conn.execute(_INSERT, rows)
+    heads[community_id] = (chain_id, advanced["seq"], advanced["hash"])
+
+
+def _chain(rows: list[dict], chain_id: int, seq: int, prev: str) -> dict:
+    """The rows numbered and hashed after (seq, prev); the head they leave."""
+    for row in rows:
+        seq += 1
+        row |= {"chain_id": chain_id, "seq": seq, "prev_hash": prev}
+        row["hash"] = prev = _digest(prev, row)
+    return {"chain": chain_id, "seq": seq, "hash": prev}
+
+
+def _appended_in_sql(where: ColumnElement[bool]) -> Insert:
+    """One statement that appends one row (PostgreSQL): the head locked (waiting for another
+    append to the chain to commit, then read as it is now), advanced, and the row inserted with
+    the head's place and hash. The hash is `_digest`'s, worked out in SQL: the row's canonical
+    JSON ends with its place (`"seq":N}`), so it is the previous hash, the JSON up to `"seq":`
+    (the `prefix`, made in Python), the place, and `}`."""
+    chains, log = AuditChain.__table__, AuditLog.__table__
+    head = (
+        select(chains.c.id, chains.c.seq, chains.c.hash)
+        .where(where)
+        .with_for_update(key_share=True)
+        .cte("head")
+    )
+    seq = head.c.seq + 1
+    canonical = head.c.hash + bindparam("prefix", type_=Text) + cast(seq, Text) + "}"
+    digest = func.encode(func.sha256(func.convert_to(canonical, "UTF8")), "hex")
+    moved = (
+        chains.update()
+        .where(chains.c.id == head.c.id)
+        .values(seq=seq, hash=digest)
+        .returning(chains.c.id, chains.c.seq, chains.c.hash, head.c.hash.label("prev"))
+        .cte("moved")
+    )
+    columns = ("at", "community_id", "actor_id", "action", "issue_id", "detail")
+    # named apart from the chains' columns, which an UPDATE would otherwise take for values to set
+    values = [bindparam(f"row_{c}", type_=log.c[c].type) for c in columns]
+    return (
+        log.insert()
+        .from_select(
+            ["chain_id", "seq", *columns, "prev_hash", "hash"],
+            select(moved.c.id, moved.c.seq, *values, moved.c.prev, moved.c.hash),
+        )
+        .execution_options(preserve_rowcount=True)
+    )
+
+
+_APPEND_TO_COMMUNITY = _appended_in_sql(AuditChain.community_id == bindparam("chain_community"))
+_APPEND_TO_NONE = _appended_in_sql(AuditChain.kind == "none")
+
+
+def _append_in_sql(session: Session, community_id: int | None, rows: list[dict]) -> None:
+    """Elsewhere (PostgreSQL), each row in one statement: nothing is read first."""
+    conn = session.connection()
+    statement = _APPEND_TO_NONE if community_id is None else _APPEND_TO_COMMUNITY
+    for row in rows:
+        canonical = _canonical(row | {"seq": 0})
+        assert canonical.endswith('"seq":0}'), "the place must be the last key of the canonical JSON"
+        values = {f"row_{k}": v for k, v in row.items()}
+        values |= {"prefix": canonical[: -len("0}")], "chain_community": community_id}
+        if conn.execute(statement, values).rowcount == 1:
+            continue
+        if community_id is None:
+            raise _missing()
+        _make_chain(session, community_id)
+        if conn.execute(statement, values).rowcount != 1:
+            raise _missing()
 
 
 # --- reading and verifying -----------------------------------------------------------------------

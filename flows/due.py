@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -53,28 +53,60 @@ class Run(NamedTuple):
     key: BallotKey  # opens the sealed tallies of secret polls at their close
 
 
-def plan_digests(db: Database, now: datetime, default_tz: str) -> None:
-    """Rows for the digests of the last day's 08:00s (local), one per (reader, day): a clock that
-    was down catches up, and two clocks plan the same rows (the second plans nothing: the rows
-    are keyed, see `schedule.at`)."""
+def plan_digests(db: Database, now: datetime, default_tz: str, since: datetime | None = None) -> datetime:
+    """Rows for the digests of the 08:00s (local) after `since` (by default, of the last day) up
+    to `now`, one per (reader, day): a clock that was down catches up, and two clocks plan the
+    same rows (the second plans nothing: the rows are keyed, see `schedule.at`). The next 08:00
+    of any community after `now`."""
     with db.transaction() as session:
         communities = session.scalars(select(Scope.id).where(Scope.level == "community")).all()
+        following = now + digest.DAILY
         for community_id in communities:
-            for moment in digest.due_times(session, community_id, default_tz, now - digest.DAILY, now):
-                local_day = moment.astimezone(
-                    ZoneInfo(str(settings.get(session, community_id, "timezone", default_tz)))
-                )
+            tz = str(settings.get(session, community_id, "timezone", default_tz))
+            for moment in digest.due_times(
+                session, community_id, default_tz, since or now - digest.DAILY, now
+            ):
+                local_day = moment.astimezone(ZoneInfo(tz))
                 for reader, _ in digest.readers(session, community_id, local_day):
                     schedule.at(
                         session, "digest", reader.id, moment, key=f"digest:{reader.id}:{local_day.date()}"
                     )
+            later = digest.due_times(session, community_id, default_tz, now, now + digest.DAILY)
+            following = min([following, *later])
+        return following
 
 
-def run_due(db: Database, now: datetime, key: BallotKey, default_tz: str = "Asia/Shanghai") -> int:
+class DigestPlanner:
+    """Plans the digests once per 08:00, not at every run: a process remembers the next 08:00 of
+    any community and plans again when it has passed (or an hour later at the latest, so that a
+    new community or time zone is taken up)."""
+
+    RECHECK = timedelta(hours=1)
+
+    def __init__(self) -> None:
+        self.planned: datetime | None = None  # planned up to here
+        self.next: datetime | None = None  # when to plan again
+
+    def plan(self, db: Database, now: datetime, default_tz: str) -> None:
+        if self.planned is not None and self.next is not None and self.planned <= now < self.next:
+            return
+        # at most the last day is caught up on, as at start: a digest of long ago is not sent late
+        since = max(self.planned, now - digest.DAILY) if self.planned and self.planned <= now else None
+        following = plan_digests(db, now, default_tz, since)
+        self.planned, self.next = now, min(following, now + self.RECHECK)
+
+
+def run_due(
+    db: Database,
+    now: datetime,
+    key: BallotKey,
+    default_tz: str = "Asia/Shanghai",
+    planner: DigestPlanner | None = None,
+) -> int:
     """Claim and do everything due by `now`, oldest first; the number of rows this run won.
     Work that fails (a bug, a ballot key that does not open a poll) is logged and undone with its
     claim, so a later run tries it again, and holds up none of the rest."""
-    plan_digests(db, now, default_tz)
+    (planner or DigestPlanner()).plan(db, now, default_tz)
     run, won, failed = Run(now, key), 0, set()
     while True:
         query = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
@@ -19,8 +20,8 @@ from sqlalchemy.sql import ColumnElement
 from flows import audit, lifecycle, outbox, people, schedule, scopes, settings, textsense
 from flows.errors import Refused
 from flows.numbers import whole
-from storage.models import Comment, CommentReport, Issue, Person, Scope, Support
-from storage.rows import locked
+from storage.models import Comment, CommentReport, Household, Issue, Person, Scope, Support
+from storage.rows import insert_new, locked
 
 TITLE_MAX = 100
 TEXT_MAX = 2000
@@ -34,10 +35,6 @@ _LOCKED_ISSUE = locked(select(Issue).where(Issue.id == bindparam("id")))
 _LOCKED_COMMENT = locked(select(Comment).where(Comment.id == bindparam("id")))
 _TALLY = select(func.count(Support.id), func.count(func.distinct(Support.household_id))).where(
     Support.issue_id == bindparam("id")
-)
-_ADD_SUPPORT = Support.__table__.insert()
-_SUPPORTED = select(Support.id).where(
-    Support.issue_id == bindparam("issue"), Support.person_id == bindparam("person")
 )
 
 
@@ -159,7 +156,7 @@ def _reach_threshold(
     )
     outbox.notify(
         session,
-        issue.author,
+        issue.author_id,
         now,
         "Your issue #{id} {title} has the support of {households} households and is now open for discussion.",
         id=issue.id,
@@ -169,14 +166,15 @@ def _reach_threshold(
     return True, t
 
 
-def _add_support(session: Session, issue_id: int, person: Person, now: datetime) -> None:
+def _add_support(session: Session, issue_id: int, person: Person, now: datetime) -> bool:
+    """The person's support, unless they already support the issue (then False)."""
     row = {
         "issue_id": issue_id,
         "person_id": person.id,
         "household_id": person.household_id,
         "created_at": now,
     }
-    session.connection().execute(_ADD_SUPPORT, row)
+    return insert_new(session, Support.__table__, row, ("issue_id", "person_id")) == 1
 
 
 # --- raise --------------------------------------------------------------------------------
@@ -251,10 +249,8 @@ def support(session: Session, person: Person, issue_id: int, now: datetime) -> t
             n=issue.id,
             scope=issue.scope.path,
         )
-    already = session.scalar(_SUPPORTED, {"issue": issue.id, "person": person.id})
-    if already is not None:
+    if not _add_support(session, issue.id, person, now):
         raise Refused("You already support issue #{n}.", n=issue.id)
-    _add_support(session, issue.id, person, now)
     audit.append(
         session,
         at=now,
@@ -299,7 +295,7 @@ def comment(session: Session, person: Person, issue_id: int, text: str, now: dat
     if issue.author_id != person.id:
         outbox.notify(
             session,
-            issue.author,
+            issue.author_id,
             now,
             "New comment C{c} on your issue #{id}: {text}",
             c=row.id,
@@ -583,14 +579,30 @@ def visible_to(session: Session, person: Person, statuses: frozenset[str], limit
     )
 
 
-def comments_of(session: Session, issue: Issue) -> list[Comment]:
-    return list(
-        session.scalars(
-            select(Comment)
-            .where(Comment.issue_id == issue.id, Comment.state.in_(("visible", "kept")))
-            .order_by(Comment.id)
-        )
-    )
+class Shown(NamedTuple):
+    """A visible comment as `/issue` lists it: its number, who wrote it (`people.label`), the text."""
+
+    id: int
+    author: str
+    text: str
+
+
+_SHOWN = (
+    select(Comment.id, Person.name, Scope.name, Household.room, Comment.text)
+    .join(Person, Person.id == Comment.person_id)
+    .outerjoin(Household, Household.id == Person.household_id)
+    .outerjoin(Scope, Scope.id == Household.building_id)
+    .where(Comment.issue_id == bindparam("issue"), Comment.state.in_(("visible", "kept")))
+    .order_by(Comment.id)
+)
+
+
+def comments_of(session: Session, issue: Issue) -> list[Shown]:
+    """The visible comments with their authors, in one query however many there are."""
+    return [
+        Shown(cid, people.labelled(name, building, room), text)
+        for cid, name, building, room, text in session.execute(_SHOWN, {"issue": issue.id})
+    ]
 
 
 def authored(session: Session, person: Person) -> list[Issue]:

@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy.orm import Session, aliased
 
 from flows import people
-from storage.db import Database
-from storage.models import Account, Outbox, Person
+from storage.db import Database, wake_at
+from storage.models import Account, Household, Outbox, Person, Scope
 
 log = logging.getLogger("yishi.outbox")
 
@@ -36,11 +36,15 @@ class DeliveryFailed(Exception):
 
 
 class Recipient(NamedTuple):
-    """Where a message goes, in plain values: a channel is called with no transaction open."""
+    """Who a message goes to, in plain values read with its row (a channel is called with no
+    transaction open): where, the name the console prints, and the reader's languages."""
 
     channel: str
     external_id: str
     name: str  # NAME, or NAME@BUILDING-ROOM where two share a name (the console prints it)
+    person_id: int | None = None
+    person_locale: str | None = None
+    account_locale: str | None = None
 
 
 class Sender(Protocol):
@@ -51,7 +55,7 @@ class Sender(Protocol):
     def send(self, recipient: Recipient, text: str) -> None: ...
 
 
-Render = Callable[[Session, Account, str, dict], str]
+Render = Callable[[Session, Recipient, str, dict], str]
 
 
 def backoff(attempts: int) -> timedelta:
@@ -92,6 +96,7 @@ def notify(session: Session, person: Person | int, at: datetime, msgid: str, **p
         "next_attempt_at": at,
     }
     conn.execute(_QUEUE, row)
+    wake_at(session, "message", at)
     return True
 
 
@@ -125,12 +130,36 @@ def split(text: str, limit: int | None) -> list[str]:
     return [part for part in [*parts, text] if part.strip()]
 
 
-def recipient_of(session: Session, account: Account) -> Recipient:
-    person = account.person
-    if person is None:
-        return Recipient(account.channel, account.external_id, account.external_id)
-    name = people.label(session, person) if people.namesakes(session, person) else person.name
-    return Recipient(account.channel, account.external_id, name)
+_NAMESAKE = aliased(Person)
+# a claimed row with its reader, in one query: the account, its person (if still living here) and
+# the person's home, named in full where someone else in the community has the same name
+_ROW = (
+    select(
+        Outbox.msgid, Outbox.params, Outbox.rendered, Outbox.parts_sent, Outbox.attempts,
+        Account.channel, Account.external_id, Account.locale,
+        Person.id, Person.name, Person.locale, Scope.name, Household.room,
+        exists().where(
+            _NAMESAKE.community_id == Person.community_id, _NAMESAKE.name == Person.name,
+            _NAMESAKE.id != Person.id, _NAMESAKE.moved_out.is_(False),
+        ),
+    )
+    .join(Account, Account.id == Outbox.account_id)
+    .outerjoin(Person, (Person.id == Account.person_id) & Person.moved_out.is_(False))
+    .outerjoin(Household, Household.id == Person.household_id)
+    .outerjoin(Scope, Scope.id == Household.building_id)
+    .where(Outbox.id == bindparam("row"))
+)  # fmt: skip
+_RENDERED = Outbox.__table__.update().where(Outbox.__table__.c.id == bindparam("row"))
+
+
+def _recipient(
+    channel: str, external_id: str, account_locale: str | None, person_id: int | None, name: str | None,
+    person_locale: str | None, building: str | None, room: str | None, namesake: bool,
+) -> Recipient:  # fmt: skip
+    if person_id is None or name is None:
+        return Recipient(channel, external_id, external_id, None, None, account_locale)
+    shown = people.labelled(name, building, room) if namesake else name
+    return Recipient(channel, external_id, shown, person_id, person_locale, account_locale)
 
 
 _CLAIM = (
@@ -154,25 +183,38 @@ class Attempt:
         self.db, self.row_id, self.now = db, row_id, now
         self.lease = now() + LEASE
         self.attempts = 0
+        self.recipient: Recipient | None = None
+        self.parts: list[str] = []
+        self.done = 0  # parts delivered by earlier attempts
 
-    def claim(self, seen_at: datetime) -> bool:
+    def claim(self, seen_at: datetime, senders: Mapping[str, Sender], render: Render) -> bool:
+        """The row, if it is still as it was seen (no other sender took it), leased for this attempt,
+        with who it goes to and its parts, in one transaction. The text is rendered once, at the
+        first attempt, and kept: a retry sends the same words, resuming where the last one stopped."""
         with self.db.transaction() as session:
-            won = session.execute(_CLAIM, {"row": self.row_id, "seen": seen_at, "lease": self.lease}).rowcount
-            if won == 1:
-                self.attempts = session.scalar(select(Outbox.attempts).where(Outbox.id == self.row_id)) or 1
-        return won == 1
-
-    def prepare(self, senders: Mapping[str, Sender], render: Render) -> tuple[Recipient, list[str], int]:
-        """Who, the parts, and how many went out before. The text is rendered once, at the first
-        attempt, and kept: a retry sends the same words, resuming where the last one stopped."""
-        with self.db.transaction() as session:
-            row = session.get(Outbox, self.row_id)
-            assert row is not None
-            account = row.account
-            if row.rendered is None:
-                row.rendered = render(session, account, row.msgid, row.params)
-            parts = split(row.rendered, senders[account.channel].max_length)
-            return recipient_of(session, account), parts, row.parts_sent
+            claimed = session.execute(_CLAIM, {"row": self.row_id, "seen": seen_at, "lease": self.lease})
+            if claimed.rowcount != 1:
+                return False
+            msgid, params, rendered, parts_sent, self.attempts, *reader = session.execute(
+                _ROW, {"row": self.row_id}
+            ).one()
+            self.recipient = _recipient(*reader)
+            try:
+                with session.begin_nested():
+                    if rendered is None:
+                        rendered = render(session, self.recipient, msgid, params)
+                        session.execute(_RENDERED, {"row": self.row_id, "rendered": rendered})
+            except Exception as exc:  # a fault of ours: the claim stands, and the attempt fails below
+                failure: Exception | None = exc
+            else:
+                failure = None
+                self.parts = split(rendered, senders[self.recipient.channel].max_length)
+                self.done = parts_sent
+        if failure is not None:
+            log.error("outbox row %s: unexpected error", self.row_id, exc_info=failure)
+            self.failed(DeliveryFailed(type(failure).__name__))
+            return False
+        return True
 
     def delivered(self, parts_sent: int, done: bool) -> bool:
         """Record progress and renew the lease; False if the lease was lost (stop sending)."""
@@ -200,19 +242,19 @@ class Attempt:
                 )
             )
 
-    def run(self, senders: Mapping[str, Sender], render: Render) -> bool:
-        """Render, then send each part not yet delivered, recording each as it goes: a process
-        killed mid-message sends again only the part in flight. Whether the message is now sent.
-        A fault of ours (a message that cannot be rendered, a channel's bug) is logged and tried
-        again by backoff like a failed delivery, and never holds up the messages after it."""
+    def run(self, senders: Mapping[str, Sender]) -> bool:
+        """Send each part not yet delivered, recording each as it goes: a process killed mid-message
+        sends again only the part in flight. Whether the message is now sent. A fault of ours (a
+        channel's bug) is logged and tried again by backoff like a failed delivery, and never holds
+        up the messages after it."""
+        assert self.recipient is not None
         try:
-            recipient, parts, done = self.prepare(senders, render)
-            sender = senders[recipient.channel]
-            if done >= len(parts):  # nothing (more) to say
-                return self.delivered(len(parts), done=True)
-            for number in range(done, len(parts)):
-                sender.send(recipient, parts[number])
-                if not self.delivered(number + 1, done=number + 1 == len(parts)):
+            if self.done >= len(self.parts):  # nothing (more) to say
+                return self.delivered(len(self.parts), done=True)
+            sender = senders[self.recipient.channel]
+            for number in range(self.done, len(self.parts)):
+                sender.send(self.recipient, self.parts[number])
+                if not self.delivered(number + 1, done=number + 1 == len(self.parts)):
                     return False
             return True
         except DeliveryFailed as exc:
@@ -221,6 +263,15 @@ class Attempt:
             log.exception("outbox row %s: unexpected error", self.row_id)
             self.failed(DeliveryFailed(type(exc).__name__))
         return False
+
+
+_DUE = (
+    select(Outbox.id, Outbox.next_attempt_at)
+    .join(Account, Account.id == Outbox.account_id)
+    .where(Outbox.sent_at.is_(None), Outbox.failed_at.is_(None), Outbox.next_attempt_at <= bindparam("now"))
+    .where(Account.channel.in_(bindparam("channels", expanding=True)))
+    .order_by(Outbox.id)
+)
 
 
 def deliver_due(
@@ -233,20 +284,14 @@ def deliver_due(
     """Send every due message on the given channels, until `stopping` says so; the number sent.
     Each claim and mark reads the clock afresh: a long run hands out no lease already run out."""
     with db.transaction() as session:
-        due = session.execute(
-            select(Outbox.id, Outbox.next_attempt_at)
-            .join(Account, Account.id == Outbox.account_id)
-            .where(Outbox.sent_at.is_(None), Outbox.failed_at.is_(None), Outbox.next_attempt_at <= now())
-            .where(Account.channel.in_(list(senders)))
-            .order_by(Outbox.id)
-        ).all()
+        due = session.execute(_DUE, {"now": now(), "channels": list(senders)}).all()
     sent = 0
     for row_id, seen_at in due:
         if stopping():
             break
         attempt = Attempt(db, row_id, now)
         try:
-            if attempt.claim(seen_at) and attempt.run(senders, render):
+            if attempt.claim(seen_at, senders, render) and attempt.run(senders):
                 sent += 1
         except Exception:  # the database failing us: the row is tried again once its lease ends
             log.exception("outbox row %s: could not be claimed or recorded", row_id)

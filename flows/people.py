@@ -24,13 +24,16 @@ class Member(Protocol):
     def name(self) -> str: ...
 
 
-def label(session: Session, person: Person) -> str:
+def labelled(name: str, building: str | None, room: str | None) -> str:
     """`NAME@BUILDING-ROOM` for a person with a home, else the name."""
-    if person.household_id is None:
-        return person.name
-    household = session.get(Household, person.household_id)
+    return name if building is None or room is None else f"{name}@{building}-{room}"
+
+
+def label(session: Session, person: Person) -> str:
+    """`labelled`, for a person of the register."""
+    household = session.get(Household, person.household_id) if person.household_id is not None else None
     building = session.get(Scope, household.building_id) if household else None
-    return f"{person.name}@{building.name}-{household.room}" if building and household else person.name
+    return labelled(person.name, building.name if building else None, household.room if household else None)
 
 
 def namesakes(session: Session, person: Person) -> bool:

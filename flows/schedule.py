@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage.models import DueWork
+from storage.db import wake_at
+from storage.models import Account, DueWork, Outbox
 from storage.rows import insert_new
 
 VOTE_REMINDERS = (timedelta(hours=24), timedelta(hours=2))
@@ -21,7 +23,17 @@ def at(session: Session, kind: str, subject_id: int, due_at: datetime, key: str 
     clocks planning the same digest) write it at once."""
     row = {"key": key or f"{kind}:{subject_id}", "kind": kind, "subject_id": subject_id, "due_at": due_at}
     insert_new(session, DueWork.__table__, row, ("key",))
+    wake_at(session, "work", due_at)
 
 
-def next_due(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(DueWork.due_at)).where(DueWork.fired_at.is_(None)))
+def next_due(session: Session, channels: Collection[str] = ()) -> tuple[datetime | None, datetime | None]:
+    """When something is next due: (a row of due work, a message to send on one of `channels`)."""
+    work = select(func.min(DueWork.due_at)).where(DueWork.fired_at.is_(None)).scalar_subquery()
+    message = (
+        select(func.min(Outbox.next_attempt_at))
+        .join(Account, Account.id == Outbox.account_id)
+        .where(Outbox.sent_at.is_(None), Outbox.failed_at.is_(None), Account.channel.in_(list(channels)))
+        .scalar_subquery()
+    )
+    found = session.execute(select(work, message)).one()
+    return found[0], found[1]

@@ -9,7 +9,8 @@ person to a choice. The close opens the seal and writes the totals to every opti
 
 The poll row orders ballots and the close: an open ballot holds it shared, a secret ballot
 (which rewrites the sealed value) and the close hold it alone, and each re-checks that the
-poll is still open once it has it. A ballot is either counted or refused as too late.
+poll is still open once it has it. A ballot is either counted or refused as too late. (SQLite
+writes one transaction at a time: there the read of the open poll already is the truth.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import Insert, Integer, bindparam, case, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,7 +40,7 @@ from storage.models import (
     PollOption,
     Scope,
 )
-from storage.rows import locked
+from storage.rows import locked, one_writer
 from storage.seal import BallotKey, SealBroken
 
 log = logging.getLogger("yishi.votes")
@@ -219,23 +220,40 @@ def parse_choices(words: list[str], poll: LivePoll, count: int) -> list[int]:
 
 
 # the statements of every ballot, built once (building them costs more than running them)
-_OPEN_POLL = (  # the open poll of an issue, a row per option
+# the voter's unit in a poll: themselves, or their household
+_UNIT = case(
+    (Poll.unit == "person", bindparam("person", type_=Integer)), else_=bindparam("household", type_=Integer)
+)
+_OPEN_POLL = (  # the open poll of an issue, a row per option, with the voter's unit's eligibility and open ballot
     select(
         Poll.id, Poll.issue_id, Poll.kind, Poll.unit, Poll.secret, Poll.max_choices, Poll.closes_at,
-        PollOption.number, PollOption.label,
+        Poll.sealed, PollOption.number, PollOption.label,
+        exists().where(Eligible.poll_id == Poll.id, Eligible.unit_id == _UNIT).label("eligible"),
+        select(Ballot.id).where(Ballot.poll_id == Poll.id, Ballot.unit_id == _UNIT).scalar_subquery().label("ballot"),
+        select(Ballot.voter_id).where(Ballot.poll_id == Poll.id, Ballot.unit_id == _UNIT).scalar_subquery().label("ballot_voter"),
     )
     .join(Issue, Issue.id == Poll.issue_id)
     .join(PollOption, PollOption.poll_id == Poll.id)
     .where(Issue.id == bindparam("issue"), Issue.community_id == bindparam("community"), Poll.closed_at.is_(None))
     .order_by(PollOption.number)
 )  # fmt: skip
-# the unit's eligibility and its open ballot, if any, in one query
-_ELIGIBLE = (
-    select(Eligible.unit_id, Ballot.id, Ballot.voter_id)
-    .outerjoin(Ballot, (Ballot.poll_id == Eligible.poll_id) & (Ballot.unit_id == Eligible.unit_id))
-    .where(Eligible.poll_id == bindparam("poll"), Eligible.unit_id == bindparam("unit"))
-)
-_CAST = Ballot.__table__.insert()
+
+
+def _cast() -> Insert:
+    """A first ballot, inserted only while the poll is open, holding the poll shared until commit
+    (PostgreSQL): the check and the hold in the statement that casts it."""
+    b = Ballot.__table__
+    columns = ("unit_id", "voter_id", "proxy_id", "choices", "cast_at")
+    values = [bindparam(c, type_=b.c[c].type) for c in columns]
+    open_poll = select(Poll.id, *values).where(Poll.id == bindparam("poll"), Poll.closed_at.is_(None))
+    return (
+        b.insert()
+        .from_select(["poll_id", *columns], open_poll.with_for_update(read=True))
+        .execution_options(preserve_rowcount=True)
+    )
+
+
+_CAST = _cast()
 _CHANGE = Ballot.__table__.update().where(Ballot.__table__.c.id == bindparam("ballot"))
 _TAKEN = select(Participation.id).where(
     Participation.poll_id == bindparam("poll"), Participation.unit_id == bindparam("unit")
@@ -263,12 +281,35 @@ class LivePoll(NamedTuple):
     closes_at: datetime
 
 
+class Found(NamedTuple):
+    """The issue's open poll as a ballot finds it."""
+
+    poll: LivePoll
+    labels: dict[int, str]  # by option number
+    sealed: str | None
+    eligible: bool  # the voter's unit
+    ballot: int | None  # the unit's open ballot, if any, and who cast it
+    ballot_voter: int | None
+
+
 def _live_poll(
-    session: Session, person: people.Member, issue_id: int, now: datetime
-) -> tuple[LivePoll, dict[int, str]]:
-    """The issue's open poll and its options' labels by number, in one query."""
+    session: Session, person: people.Member, issue_id: int, now: datetime, voter: people.Member | None = None
+) -> Found:
+    """The issue's open poll (in the person's community), with what the voter's unit has to do
+    with it, in one query."""
+    voter = voter or person
     rows = (
-        session.connection().execute(_OPEN_POLL, {"issue": issue_id, "community": person.community_id}).all()
+        session.connection()
+        .execute(
+            _OPEN_POLL,
+            {
+                "issue": issue_id,
+                "community": person.community_id,
+                "person": voter.id,
+                "household": voter.household_id,
+            },
+        )
+        .all()
     )
     if not rows:
         issue_flow.get_issue(session, person, issue_id)  # an unknown issue is refused as such
@@ -276,7 +317,15 @@ def _live_poll(
     poll = LivePoll(*rows[0][:7])
     if now >= poll.closes_at:
         raise Refused("The vote on issue #{n} has closed.", n=issue_id)
-    return poll, {row.number: row.label for row in rows}
+    first = rows[0]
+    return Found(
+        poll,
+        {row.number: row.label for row in rows},
+        first.sealed,
+        bool(first.eligible),
+        first.ballot,
+        first.ballot_voter,
+    )
 
 
 def vote(
@@ -289,22 +338,27 @@ def vote(
     proxy: Person | None = None,
 ) -> tuple[LivePoll, list[str], bool]:
     """Record a ballot; the poll, the labels chosen, and whether an earlier open ballot was changed."""
-    poll, labels = _live_poll(session, proxy or voter, issue_id, now)
+    found = _live_poll(session, proxy or voter, issue_id, now, voter)
+    poll, labels, sealed = found.poll, found.labels, found.sealed
     conn = session.connection()  # plain values through Core: a ballot is the busiest message
     choices = parse_choices(words, poll, len(labels))
-    # held until commit: a close waits for this ballot, or this ballot finds the poll closed
-    held = conn.execute(_HOLD_SECRET if poll.secret else _HOLD_OPEN, {"poll": poll.id}).first()
-    if held is None:
-        raise Refused("The vote on issue #{n} has closed.", n=issue_id)
+    # held until commit: a close waits for this ballot, or this ballot finds the poll closed (a first
+    # open ballot is held by the statement that casts it)
+    if not one_writer(session) and (poll.secret or found.ballot is not None):
+        held = conn.execute(_HOLD_SECRET if poll.secret else _HOLD_OPEN, {"poll": poll.id}).first()
+        if held is None:
+            raise Refused("The vote on issue #{n} has closed.", n=issue_id)
+        sealed = held[0]
     unit = voter.id if poll.unit == "person" else voter.household_id
-    found = conn.execute(_ELIGIBLE, {"poll": poll.id, "unit": unit}).first() if unit is not None else None
-    if found is None:
+    if not found.eligible or unit is None:
         raise Refused("{name} is not eligible in the vote on issue #{n}.", name=voter.name, n=issue_id)
     try:
         changed = (
-            _secret_ballot(session, poll, unit, voter, choices, key, held[0], len(labels))
+            _secret_ballot(session, poll, unit, voter, choices, key, sealed, len(labels))
             if poll.secret
-            else _open_ballot(session, poll, unit, voter, choices, proxy, now, found[1], found[2])
+            else _open_ballot(
+                session, poll, unit, voter, choices, proxy, now, found.ballot, found.ballot_voter
+            )
         )
     except IntegrityError:  # another ballot of the same unit was recorded at the same moment and won
         raise Refused(
@@ -392,7 +446,8 @@ def _open_ballot(
 ) -> bool:
     row = {"voter_id": voter.id, "proxy_id": proxy.id if proxy else None, "choices": choices, "cast_at": now}
     if ballot_id is None:
-        session.connection().execute(_CAST, {"poll_id": poll.id, "unit_id": unit, **row})
+        if session.connection().execute(_CAST, {"poll": poll.id, "unit_id": unit, **row}).rowcount != 1:
+            raise Refused("The vote on issue #{n} has closed.", n=poll.issue_id)
         return False
     if ballot_voter != voter.id:
         if proxy is not None:
@@ -419,7 +474,7 @@ def proxy_vote(
         raise Refused("You can enter ballots only for residents of your own building.")
     if outbox.account_of(session, voter) is not None:
         raise Refused("{name} has a chat account and votes in person.", name=voter.name)
-    poll, _ = _live_poll(session, leader, issue_id, now)
+    poll = _live_poll(session, leader, issue_id, now).poll
     if poll.secret:
         raise Refused("A secret ballot cannot be entered for someone else.")
     vote(session, voter, issue_id, words, now, key, proxy=leader)

@@ -16,7 +16,7 @@ from flows.issues import require_registered
 from handlers.messages import Incoming
 from locales import DEFAULT_LOCALE, Translator
 from storage.models import Account, DialogState, Household, Person
-from storage.rows import insert_new, locked
+from storage.rows import insert_new, locked, one_writer
 from storage.seal import BallotKey
 
 
@@ -63,7 +63,13 @@ class Ctx:
 
     @cached_property
     def person(self) -> Person | None:
-        return None if self.sender.person_id is None else self.session.get(Person, self.sender.person_id)
+        """With their home (household and building) in the same query: most commands ask where
+        they live."""
+        return (
+            None
+            if self.sender.person_id is None
+            else self.session.scalar(_PERSON, {"id": self.sender.person_id})
+        )
 
     @property
     def member(self) -> Member | None:
@@ -125,6 +131,11 @@ _SENDER = (
 )
 
 
+_PERSON = (
+    select(Person)
+    .where(Person.id == bindparam("id"))
+    .options(joinedload(Person.household).joinedload(Household.building))
+)
 _HOLD_ACCOUNT = locked(
     select(Account.id).where(
         Account.channel == bindparam("channel"), Account.external_id == bindparam("external_id")
@@ -148,10 +159,15 @@ def hold_account(session: Session, channel: str, external_id: str, now: datetime
 
 
 def load_sender(session: Session, channel: str, external_id: str, now: datetime) -> Sender:
-    """The account (held, see `hold_account`), its person and whether it is in a dialog, in one
-    query after the lock: every message needs them."""
-    hold_account(session, channel, external_id, now)
-    row = session.connection().execute(_SENDER, {"channel": channel, "external_id": external_id}).one()
+    """The account (held, see `hold_account`), its person and whether it is in a dialog, read
+    after the lock: every message needs them. Where one transaction writes at a time (SQLite),
+    no lock is needed and one query does."""
+    conn = session.connection()
+    key = {"channel": channel, "external_id": external_id}
+    row = conn.execute(_SENDER, key).first() if one_writer(session) else None
+    if row is None:
+        hold_account(session, channel, external_id, now)
+        row = conn.execute(_SENDER, key).one()
     account_id, account_locale, person_id, person_locale, household_id, community_id, name, gone, dialog = row
     if person_id is None or gone:
         return Sender(account_id, account_locale, None, None, None, None, None, dialog)

@@ -14,6 +14,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from sqlalchemy.exc import DBAPIError
+
 from flows.clock import Clock
 from flows.errors import Refused
 from handlers import dialog
@@ -89,22 +91,39 @@ class Dispatcher:
         text = unicodedata.normalize("NFKC", incoming.payload or incoming.text or "").strip()
         locale = self.default_locale
         ctx: Ctx | None = None
-        try:
-            with self.db.transaction() as session:
-                now = self.clock.now()
-                sender = load_sender(session, incoming.channel, incoming.account_id, now)
-                locale = choose_locale(sender.person_locale, sender.account_locale, self.default_locale)
-                state = session.get(DialogState, sender.account_id) if sender.in_dialog else None
-                ctx = Ctx(
-                    session, sender, incoming, now, Translator(locale), self.key, self.default_timezone, state
-                )
-                return self._route(ctx, text)
-        except Refused as refusal:  # a command said no and its whole transaction is undone
-            assert ctx is not None
-            return [Reply(fmt.refusal(ctx.t, refusal))]
-        except Exception:
-            log.exception("unexpected error handling %r", redact(incoming))
-            return [Reply(Translator(locale)(APOLOGY))]
+        for attempt in (1, 2):
+            try:
+                with self.db.transaction() as session:
+                    now = self.clock.now()
+                    sender = load_sender(session, incoming.channel, incoming.account_id, now)
+                    locale = choose_locale(sender.person_locale, sender.account_locale, self.default_locale)
+                    state = session.get(DialogState, sender.account_id) if sender.in_dialog else None
+                    ctx = Ctx(
+                        session,
+                        sender,
+                        incoming,
+                        now,
+                        Translator(locale),
+                        self.key,
+                        self.default_timezone,
+                        state,
+                    )
+                    return self._route(ctx, text)
+            except Refused as refusal:  # a command said no and its whole transaction is undone
+                assert ctx is not None
+                return [Reply(fmt.refusal(ctx.t, refusal))]
+            except DBAPIError as exc:
+                # a connection the database dropped (a restart) is found out by its first use: once
+                # more on a new one, rather than checking every connection before every message
+                if exc.connection_invalidated and attempt == 1:
+                    log.warning("the database connection was lost; handling %r again", redact(incoming))
+                    continue
+                log.exception("unexpected error handling %r", redact(incoming))
+                return [Reply(Translator(locale)(APOLOGY))]
+            except Exception:
+                log.exception("unexpected error handling %r", redact(incoming))
+                return [Reply(Translator(locale)(APOLOGY))]
+        raise AssertionError("unreachable")
 
     def _route(self, ctx: Ctx, text: str) -> list[Reply]:
         parsed = parse(text, ctx.incoming.is_group)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from flows import actions, counting, digest, people, votes
+from flows import actions, counting, digest, votes
 from flows import issues as flow
 from flows.errors import Refused
 from flows.when import local
@@ -103,7 +103,7 @@ def view(session: Session, t: Translator, issue: Issue, tz: str) -> str:
     comments = flow.comments_of(session, issue)
     if comments:
         parts += ["", t("Comments ({n}):", n=len(comments))]
-        parts += [f"C{c.id} {people.label(session, c.person)}: {c.text}" for c in comments]
+        parts += [f"C{c.id} {c.author}: {c.text}" for c in comments]
     return "\n".join(parts)
 
 

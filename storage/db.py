@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,7 +40,21 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    # no ping before each use: a connection the server dropped fails its first statement, and the
+    # dispatcher handles that message once more on a new one (a ping is a round trip per message)
+    return create_engine(url, hide_parameters=True)
+
+
+_WAKE = "wake at"
+
+
+def wake_at(session: Session, what: str, at: datetime) -> None:
+    """Something this transaction writes falls due at `at` (`what`: "work" for a deadline or a
+    reminder, "message" for a message to send): once it commits, the process's listeners are told
+    (`Database.on_wake`), so that nobody has to poll the tables after every message to learn it."""
+    wakes = session.info.setdefault(_WAKE, {})
+    if what not in wakes or at < wakes[what]:
+        wakes[what] = at
 
 
 class Database:
@@ -49,15 +64,27 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._wake: list[Callable[[str, datetime], None]] = []
+
+    def on_wake(self, listener: Callable[[str, datetime], None]) -> None:
+        """`listener(what, at)` after each commit of a transaction that wrote something due at `at`."""
+        self._wake.append(listener)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """Commits when the block ends, rolls back if it raises. A savepoint still open then is a
         bug (what it holds would be committed past the hooks that run at commit): refused."""
-        with self.sessions() as session, session.begin():
-            yield session
-            if session.in_nested_transaction():
-                raise RuntimeError("a savepoint is still open at commit: use `with session.begin_nested():`")
+        with self.sessions() as session:
+            with session.begin():
+                yield session
+                if session.in_nested_transaction():
+                    raise RuntimeError(
+                        "a savepoint is still open at commit: use `with session.begin_nested():`"
+                    )
+            wakes = session.info.pop(_WAKE, {})
+        for what, at in wakes.items():
+            for listener in self._wake:
+                listener(what, at)
 
     def dispose(self) -> None:
         self.engine.dispose()

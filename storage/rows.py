@@ -19,7 +19,12 @@ T = TypeVar("T", bound=tuple[Any, ...])
 @cache
 def _insert_new(dialect: str, table: Table, keys: tuple[str, ...]) -> Insert:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    # INSERT's rowcount is kept only when asked for (psycopg would report -1)
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=list(keys))
+        .execution_options(preserve_rowcount=True)
+    )
 
 
 def insert_new(session: Session, table: Table, rows: dict | list[dict], keys: tuple[str, ...]) -> int:
@@ -28,6 +33,13 @@ def insert_new(session: Session, table: Table, rows: dict | list[dict], keys: tu
     waits for the first to commit, then inserts nothing). The number of rows inserted."""
     conn = session.connection()
     return conn.execute(_insert_new(conn.dialect.name, table, keys), rows).rowcount
+
+
+def one_writer(session: Session) -> bool:
+    """Whether the database lets one transaction write at a time: SQLite, which takes its write
+    lock at `BEGIN IMMEDIATE`. There, what a transaction has read cannot change before it commits,
+    so a row need not be locked and read again to be sure of it."""
+    return session.get_bind().dialect.name == "sqlite"
 
 
 def locked(query: Select[T]) -> Select[T]:

@@ -207,6 +207,29 @@ def test_a_community_with_nothing_appended_yet_stands_at_the_frozen_head(
     assert found["银杏社区"] == audit.Verdict("银杏社区", 0, audit.Head(0, audit.GENESIS))
 
 
+def test_two_processes_appending_in_turn_keep_one_whole_chain(two: tuple[Database, int, int]) -> None:
+    """Each process remembers the head it last wrote (SQLite): one that finds it moved by the other
+    reads it again, and one whose own append was undone does not chain onto that."""
+    db, first, _ = two
+    other = Database(db.url)
+    try:
+        for _ in range(3):
+            append_rows(db, 2, first)
+            append_rows(other, 1, first)
+        with pytest.raises(RuntimeError, match="undone"), db.transaction() as session:
+            audit.append(session, at=START, action="undone", community_id=first)
+            session.flush()
+            audit._write(session)  # as at commit: the head advanced and remembered, then undone
+            raise RuntimeError("undone")
+        append_rows(db, 1, first)
+        append_rows(other, 1, first)
+    finally:
+        other.dispose()
+    found = verdicts(db)["梧桐社区"]
+    assert (found.rows, found.broken) == (11, None)
+    assert [r.seq for r in rows(db, first)] == list(range(1, 12))
+
+
 def test_a_changed_detail_names_that_row(two: tuple[Database, int, int]) -> None:
     db, first, second = two
     append_rows(db, 5, first)

@@ -6,12 +6,16 @@ from __future__ import annotations
 import logging
 
 import pytest
+import sqlalchemy as sa
 
 from flows import issues as flow
+from flows import register
 from handlers.dispatch import parse, redact
 from handlers.messages import Incoming
+from storage.db import Database
 from storage.models import Support
-from tests.harness import TestBot
+from tests.conftest import START, empty_database
+from tests.harness import REGISTER, TestBot
 
 
 def test_an_unexpected_error_is_logged_and_answered_with_an_apology(
@@ -78,3 +82,31 @@ def test_digits_of_other_scripts_are_not_numbers(bot_en: TestBot, text: str) -> 
     bot_en.say("/as 欧阳明")
     reply = bot_en.say(text)
     assert reply and "Sorry" not in reply  # a clear refusal, not an apology for a crash
+
+
+def test_a_connection_the_database_dropped_costs_the_resident_nothing(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No ping before every message: a dropped connection (a PostgreSQL restart) fails its first
+    statement, and the message is handled once more on a new one."""
+    db = Database(postgres_url)
+    empty_database(db)
+    with db.transaction() as session:
+        register.import_file(session, REGISTER.read_bytes(), START)
+    bot = TestBot(db, START)
+    bot.say("/as 欧阳明")
+    bot.raise_issue("1栋电梯经常停运", "停了三次。")
+    bot.say("/as 王芳")
+    other = sa.create_engine(bot.db.engine.url)  # the pooled connections dropped by the server
+    with other.connect() as conn:
+        dropped = conn.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalar()
+    other.dispose()
+    assert dropped
+    with caplog.at_level(logging.WARNING, logger="yishi.dispatch"):
+        reply = bot.say("/support 1")
+    assert reply.startswith("您已附议议题 #1"), reply
+    assert "the database connection was lost" in caplog.text
+    db.dispose()

@@ -70,8 +70,8 @@ class Console:
 
     def deliver(self) -> None:
         """The console is its own clock: what fell due runs, then what the bot says is printed."""
-        self.app.run_due()
-        self.app.deliver({CHANNEL: self})
+        if self.app.due():
+            self.app.step({CHANNEL: self})
 
     def _t(self) -> Translator:
         with self.app.db.transaction() as session:
