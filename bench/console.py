@@ -42,7 +42,11 @@ def _setup(db: Database, key: BallotKey) -> tuple[list[str], dict[str, list[int]
         register.import_file(session, register_csv(buildings=8, rooms=60), now)
         people = session.scalars(select(Person).where(Person.household_id.is_not(None))).all()
         for p in people:
-            session.add(Account(channel="bench", external_id=str(p.id), person_id=p.id, created_at=now))
+            # each resident's console account (as `/as NAME` binds it): what the bot says to them is
+            # printed from the first line on, so every block of the script does the same work
+            session.add(
+                Account(channel="console", external_id=f"person:{p.id}", person_id=p.id, created_at=now)
+            )
         building = {p.id: session.get(Household, p.household_id).building_id for p in people}  # type: ignore[union-attr]
         names = {p.id: p.name for p in people}
     assert len(names) == 480, len(names)
@@ -52,7 +56,7 @@ def _setup(db: Database, key: BallotKey) -> tuple[list[str], dict[str, list[int]
         topic = rng.choice(TOPICS)
         scope = "4" if i % 2 else "1"  # the last choice is the community, the first the raiser's building
         for text in ("/raise", f"{topic}问题第{i}次反映", f"{topic},影响居民生活。", scope, "yes"):
-            dispatcher.handle(Incoming("bench", str(who), str(who), text=text))
+            dispatcher.handle(Incoming("console", f"person:{who}", "console", text=text))
     with db.transaction() as session:
         issues = session.execute(select(Issue.id, Issue.scope_id, Issue.community_id)).all()
         community = {row.scope_id for row in issues if row.scope_id not in building.values()}
@@ -145,9 +149,9 @@ def dispatcher_alone() -> Result:
     messages, who = [], ""
     for line in lines:
         if line.startswith("/as "):
-            who = str(ids[line[4:]])
+            who = f"person:{ids[line[4:]]}"
         else:
-            messages.append(Incoming("bench", who, who, text=line))
+            messages.append(Incoming("console", who, "console", text=line))
     dispatcher = Dispatcher(db, FixedClock(datetime.now(UTC)), key)
     start = time.perf_counter()
     for message in messages:

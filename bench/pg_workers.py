@@ -174,12 +174,20 @@ _ROLE_BY_NAME = {
     "household_id": "household",
     "chain": "chain",
     "chain_id": "chain",
+    "chain_community": "community",
+    "row_community_id": "community",
+    "row_actor_id": "person",
+    "row_issue_id": "issue",
     "seq": "seq",
 }
 # parameters whose captured value serves every transaction: they hold no id of the voter's
 _CONSTANT_NAMES = frozenset(
     {"channel", "choices", "cast_at", "at", "created_at", "detail", "action", "proxy_id", "hash", "prev_hash"}
+    | {"row_at", "row_action", "row_detail", "prefix"}
 )
+_ANONYMOUS = re.compile(
+    r"^[a-z_]+_\d+$"
+)  # a literal SQLAlchemy bound for us (`seq_1`, `param_1`): a constant
 # how each role is written in the script
 _EXPRESSION = {
     "ext": "CAST(:y_person AS TEXT)",
@@ -243,7 +251,7 @@ def _render(text: str, parameters: dict, facts: dict[str, object], head_read: bo
             raise RuntimeError(f"no value for %({name})s in: {text}")
         value = parameters[name]
         role = _ROLE_BY_NAME.get(name)
-        if role is None and name in _CONSTANT_NAMES:
+        if role is None and (name in _CONSTANT_NAMES or _ANONYMOUS.match(name)):
             return _literal(value)
         if role is None:  # an unknown name: an id of the voter's by its value, else a constant
             roles = [r for r, v in facts.items() if v == value and r not in ("seq", "unit")]
@@ -343,9 +351,11 @@ def _pgbench(
 
 
 def _empty_ballots(db: Database) -> None:
+    """No ballots, and the tables a ballot writes vacuumed: each run, ours or pgbench's, starts
+    from the same state (not from the dead row versions the run before left)."""
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("DELETE FROM ballots")
-        conn.exec_driver_sql("VACUUM ANALYZE ballots")
+        conn.exec_driver_sql("VACUUM ANALYZE ballots, polls, audit_chains, audit_log, accounts")
 
 
 def _stored_ballots(db: Database) -> int:

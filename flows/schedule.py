@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from flows import outbox
 from storage.db import wake_at
-from storage.models import Account, DueWork, Outbox
+from storage.models import DueWork, Outbox
 from storage.rows import insert_new
 
 VOTE_REMINDERS = (timedelta(hours=24), timedelta(hours=2))
@@ -31,8 +32,7 @@ def next_due(session: Session, channels: Collection[str] = ()) -> tuple[datetime
     work = select(func.min(DueWork.due_at)).where(DueWork.fired_at.is_(None)).scalar_subquery()
     message = (
         select(func.min(Outbox.next_attempt_at))
-        .join(Account, Account.id == Outbox.account_id)
-        .where(Outbox.sent_at.is_(None), Outbox.failed_at.is_(None), Account.channel.in_(list(channels)))
+        .where(*outbox.WAITING, outbox.CHANNEL_OF.in_(list(channels)))
         .scalar_subquery()
     )
     found = session.execute(select(work, message)).one()

@@ -71,8 +71,8 @@ def schema_diff(db: Database) -> list:
 
 def test_the_migrations_form_one_line_to_the_newest() -> None:
     script = ScriptDirectory(str(MIGRATIONS))
-    assert [r.revision for r in script.walk_revisions()] == ["0005", "0004", "0003", "0002", "0001"]
-    assert head_revision() == "0005"
+    assert [r.revision for r in script.walk_revisions()] == ["0006", "0005", "0004", "0003", "0002", "0001"]
+    assert head_revision() == "0006"
 
 
 def test_empty_to_head(empty: Database) -> None:
