@@ -37,7 +37,8 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
             # IMMEDIATE takes the write lock up front: two processes never deadlock on upgrade
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # (on the driver's connection itself: every message begins one)
+            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
 
         return engine
     # no ping before each use: a connection the server dropped fails its first statement, and the

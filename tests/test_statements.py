@@ -18,7 +18,8 @@ from tests.test_decide import discussing, open_vote
 
 @contextmanager
 def statements(db: Database) -> Iterator[list[str]]:
-    """The SQL statements sent to the database inside the block (BEGIN, SAVEPOINT included)."""
+    """The SQL statements sent to the database inside the block (SAVEPOINT included; a BEGIN is
+    not a statement here, on either database)."""
     seen: list[str] = []
 
     def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
@@ -49,7 +50,7 @@ def test_a_support(bot_en: TestBot) -> None:
     bot_en.raise_issue("1栋电梯经常停运")
     n, reply = count(bot_en, "王芳", "/support 1")
     assert "You support issue #1" in reply
-    assert n == expected(bot_en, sqlite=9, postgres=8)
+    assert n == expected(bot_en, sqlite=8, postgres=8)
 
 
 def test_a_comment(bot_en: TestBot) -> None:
@@ -57,7 +58,7 @@ def test_a_comment(bot_en: TestBot) -> None:
     bot_en.raise_issue("1栋电梯经常停运")
     n, reply = count(bot_en, "王芳", "/comment 1 同意")
     assert "Comment C1 added" in reply
-    assert n == expected(bot_en, sqlite=9, postgres=8)
+    assert n == expected(bot_en, sqlite=8, postgres=8)
 
 
 @pytest.mark.parametrize("secret", [False, True], ids=["open", "secret"])
@@ -67,9 +68,9 @@ def test_a_ballot(bot_en: TestBot, secret: bool) -> None:
     n, reply = count(bot_en, "王芳", "/vote 1 1")
     assert ("secret ballot" if secret else "recorded") in reply
     if secret:  # the participation looked for, and the sealed tally rewritten
-        assert n == expected(bot_en, sqlite=8, postgres=8)
+        assert n == expected(bot_en, sqlite=7, postgres=8)
     else:
-        assert n == expected(bot_en, sqlite=6, postgres=5)
+        assert n == expected(bot_en, sqlite=5, postgres=5)
 
 
 def test_a_dialog_step(bot_en: TestBot) -> None:
@@ -77,7 +78,7 @@ def test_a_dialog_step(bot_en: TestBot) -> None:
     bot_en.say("/raise")
     n, reply = count(bot_en, "欧阳明", "楼道灯坏了")
     assert "describe" in reply
-    assert n == expected(bot_en, sqlite=4, postgres=4)
+    assert n == expected(bot_en, sqlite=3, postgres=4)
 
 
 def test_an_issue_with_its_comments_does_not_grow_with_them(bot_en: TestBot) -> None:
@@ -91,4 +92,4 @@ def test_an_issue_with_its_comments_does_not_grow_with_them(bot_en: TestBot) -> 
         bot_en.say(f"/comment 1 第{i}条", as_=authors[i % 5])
     n, reply = count(bot_en, "王芳", "/issue 1")
     assert "Comments (50):" in reply and "第49条" in reply
-    assert n == few == expected(bot_en, sqlite=10, postgres=10)
+    assert n == few == expected(bot_en, sqlite=9, postgres=10)
