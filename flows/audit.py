@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Insert, Text, bindparam, cast, event, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql import ColumnElement
 
@@ -108,12 +109,9 @@ _COMMUNITY_HEAD = locked(_HEAD_COLUMNS.where(AuditChain.community_id == bindpara
 _NONE_HEAD = locked(_HEAD_COLUMNS.where(AuditChain.kind == "none"))
 _FROZEN_HEAD = select(AuditChain.hash).where(AuditChain.kind == "frozen")
 _INSERT = AuditLog.__table__.insert()
-_ADVANCE = AuditChain.__table__.update().where(AuditChain.__table__.c.id == bindparam("chain"))
-# the head advanced only if it is still where this connection last left it
-_ADVANCE_FROM = _ADVANCE.where(
-    AuditChain.__table__.c.seq == bindparam("was_seq"), AuditChain.__table__.c.hash == bindparam("was_hash")
-)
 _HEADS = "audit heads"  # on a connection: {community id: (chain id, seq, hash)} as it last wrote them
+# what the database says of a row that does not continue its chain (migration 0007's triggers)
+BROKEN_LINK = "an audit row must continue its chain"
 
 
 def _missing() -> RuntimeError:
@@ -149,7 +147,10 @@ def _write(session: Session) -> None:
     """The rows collected, written as the transaction's last write, chain by chain. A savepoint's
     commit writes nothing: its rows go with its transaction's. (SQLAlchemy also calls this hook
     when the outer transaction commits while a savepoint is open, and the rows would be lost:
-    `storage.db.Database.transaction` refuses such a commit.)"""
+    `storage.db.Database.transaction` refuses such a commit.)
+
+    The database itself refuses a row that does not continue its chain, and makes each row
+    inserted its chain's head (migration 0007): an append is an insert."""
     if session.in_nested_transaction() or not session.info.get(_PENDING):
         return
     session.flush()  # everything else first: the chain's lock is held for the commit alone
@@ -164,38 +165,41 @@ def _write(session: Session) -> None:
 
 def _append_remembered(session: Session, community_id: int | None, rows: list[dict]) -> None:
     """Where one transaction writes at a time (SQLite), a connection remembers each head it wrote
-    and advances it only if it is still there: no read first. When another process (or a
-    transaction undone after its append) moved the head, it is read again."""
+    and inserts after it without reading it first. When another process (or a transaction undone
+    after its append) moved the head, the database refuses the rows, and the head is read."""
     conn = session.connection()
     heads = conn.info.setdefault(_HEADS, {})
     known = heads.get(community_id)
-    if known is not None:
-        chain_id, seq, prev = known
-        advanced = _chain(rows, chain_id, seq, prev)
-        moved = conn.execute(_ADVANCE_FROM, advanced | {"was_seq": seq, "was_hash": prev}).rowcount
-    if known is None or moved != 1:
+    try:
+        if known is None:
+            raise LookupError  # not remembered: read it
+        _chain(rows, *known)
+        # refused as a whole or not at all: once the first row continues the chain, so do the rest
+        conn.execute(_INSERT, rows)
+        chain_id = known[0]
+    except (LookupError, IntegrityError) as exc:
+        if isinstance(exc, IntegrityError) and BROKEN_LINK not in str(exc.orig):
+            raise
         chain_id, seq, prev = _locked_head(session, community_id)
-        advanced = _chain(rows, chain_id, seq, prev)
-        conn.execute(_ADVANCE, advanced)
-    conn.execute(_INSERT, rows)
-    heads[community_id] = (chain_id, advanced["seq"], advanced["hash"])
+        _chain(rows, chain_id, seq, prev)
+        conn.execute(_INSERT, rows)
+    heads[community_id] = (chain_id, rows[-1]["seq"], rows[-1]["hash"])
 
 
-def _chain(rows: list[dict], chain_id: int, seq: int, prev: str) -> dict:
-    """The rows numbered and hashed after (seq, prev); the head they leave."""
+def _chain(rows: list[dict], chain_id: int, seq: int, prev: str) -> None:
+    """The rows numbered and hashed after (seq, prev)."""
     for row in rows:
         seq += 1
         row |= {"chain_id": chain_id, "seq": seq, "prev_hash": prev}
         row["hash"] = prev = _digest(prev, row)
-    return {"chain": chain_id, "seq": seq, "hash": prev}
 
 
 def _appended_in_sql(where: ColumnElement[bool]) -> Insert:
     """One statement that appends one row (PostgreSQL): the head locked (waiting for another
-    append to the chain to commit, then read as it is now), advanced, and the row inserted with
-    the head's place and hash. The hash is `_digest`'s, worked out in SQL: the row's canonical
-    JSON ends with its place (`"seq":N}`), so it is the previous hash, the JSON up to `"seq":`
-    (the `prefix`, made in Python), the place, and `}`."""
+    append to the chain to commit, then read as it is now) and the row inserted after it. The
+    hash is `_digest`'s, worked out in SQL: the row's canonical JSON ends with its place
+    (`"seq":N}`), so it is the previous hash, the JSON up to `"seq":` (the `prefix`, made in
+    Python), the place, and `}`."""
     chains, log = AuditChain.__table__, AuditLog.__table__
     head = (
         select(chains.c.id, chains.c.seq, chains.c.hash)
@@ -206,21 +210,13 @@ def _appended_in_sql(where: ColumnElement[bool]) -> Insert:
     seq = head.c.seq + 1
     canonical = head.c.hash + bindparam("prefix", type_=Text) + cast(seq, Text) + "}"
     digest = func.encode(func.sha256(func.convert_to(canonical, "UTF8")), "hex")
-    moved = (
-        chains.update()
-        .where(chains.c.id == head.c.id)
-        .values(seq=seq, hash=digest)
-        .returning(chains.c.id, chains.c.seq, chains.c.hash, head.c.hash.label("prev"))
-        .cte("moved")
-    )
     columns = ("at", "community_id", "actor_id", "action", "issue_id", "detail")
-    # named apart from the chains' columns, which an UPDATE would otherwise take for values to set
-    values = [bindparam(f"row_{c}", type_=log.c[c].type) for c in columns]
+    values = [bindparam(c, type_=log.c[c].type) for c in columns]
     return (
         log.insert()
         .from_select(
             ["chain_id", "seq", *columns, "prev_hash", "hash"],
-            select(moved.c.id, moved.c.seq, *values, moved.c.prev, moved.c.hash),
+            select(head.c.id, seq, *values, head.c.hash, digest),
         )
         .execution_options(preserve_rowcount=True)
     )
@@ -237,8 +233,7 @@ def _append_in_sql(session: Session, community_id: int | None, rows: list[dict])
     for row in rows:
         canonical = _canonical(row | {"seq": 0})
         assert canonical.endswith('"seq":0}'), "the place must be the last key of the canonical JSON"
-        values = {f"row_{k}": v for k, v in row.items()}
-        values |= {"prefix": canonical[: -len("0}")], "chain_community": community_id}
+        values = row | {"prefix": canonical[: -len("0}")], "chain_community": community_id}
         if conn.execute(statement, values).rowcount == 1:
             continue
         if community_id is None:

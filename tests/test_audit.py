@@ -230,6 +230,27 @@ def test_two_processes_appending_in_turn_keep_one_whole_chain(two: tuple[Databas
     assert [r.seq for r in rows(db, first)] == list(range(1, 12))
 
 
+def test_the_database_takes_only_a_row_that_continues_its_chain_and_makes_it_the_head(
+    two: tuple[Database, int, int],
+) -> None:
+    """Whoever writes, not only Yishi: a row must follow its chain's head, and becomes it."""
+    db, first, _ = two
+    append_rows(db, 2, first)
+    last = rows(db, first)[-1]
+    row = {
+        "chain_id": last.chain_id, "at": START, "community_id": first, "actor_id": None, "action": "x",
+        "issue_id": None, "detail": {},
+    }  # fmt: skip
+    for wrong in ({"seq": 2, "prev_hash": last.prev_hash}, {"seq": 3, "prev_hash": "f" * 64}):
+        with pytest.raises(sa.exc.IntegrityError, match="must continue its chain"), db.engine.begin() as conn:
+            conn.execute(AuditLog.__table__.insert(), row | wrong | {"hash": "0" * 64})
+    right = row | {"seq": 3, "prev_hash": last.hash}
+    with db.engine.begin() as conn:
+        conn.execute(AuditLog.__table__.insert(), right | {"hash": audit._digest(last.hash, right)})
+    found = verdicts(db)["梧桐社区"]
+    assert (found.rows, found.broken, found.head.seq) == (3, None, 3)
+
+
 def test_a_changed_detail_names_that_row(two: tuple[Database, int, int]) -> None:
     db, first, second = two
     append_rows(db, 5, first)

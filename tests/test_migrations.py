@@ -71,8 +71,16 @@ def schema_diff(db: Database) -> list:
 
 def test_the_migrations_form_one_line_to_the_newest() -> None:
     script = ScriptDirectory(str(MIGRATIONS))
-    assert [r.revision for r in script.walk_revisions()] == ["0006", "0005", "0004", "0003", "0002", "0001"]
-    assert head_revision() == "0006"
+    assert [r.revision for r in script.walk_revisions()] == [
+        "0007",
+        "0006",
+        "0005",
+        "0004",
+        "0003",
+        "0002",
+        "0001",
+    ]
+    assert head_revision() == "0007"
 
 
 def test_empty_to_head(empty: Database) -> None:
