@@ -23,8 +23,8 @@ from bench.common import Result, fresh_sqlite, register_csv
 from bench.dispatcher import TOPICS
 from flows import register
 from flows.clock import FixedClock
+from flows.messages import Incoming
 from handlers.dispatch import Dispatcher
-from handlers.messages import Incoming
 from storage.db import Database
 from storage.models import Account, Comment, Household, Issue, Person, Support
 from storage.seal import BallotKey, new_key

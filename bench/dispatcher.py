@@ -10,8 +10,8 @@ from sqlalchemy import select
 from bench.common import KEY, NOW, Result, fresh_sqlite, register_csv
 from flows import register
 from flows.clock import FixedClock
+from flows.messages import Incoming
 from handlers.dispatch import Dispatcher
-from handlers.messages import Incoming
 from storage.models import Account, Person
 
 TOPICS = [

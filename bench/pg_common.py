@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from bench.common import NOW
 from bench.votes import PG_ADMIN
 from flows import register
+from flows.messages import Incoming
 from handlers.dispatch import Dispatcher
-from handlers.messages import Incoming
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Account, Issue, Person, Poll

@@ -67,8 +67,8 @@ from bench.pg_common import CHANNEL, OPEN_VOTE, people_of, populate, raise_to_vo
 from flows import issues as issue_flow
 from flows import lifecycle
 from flows.clock import FixedClock
+from flows.messages import Incoming
 from handlers.dispatch import Dispatcher
-from handlers.messages import Incoming
 from storage.db import Database
 from storage.models import Account, AuditChain, Ballot, Issue, Person, Poll, Scope
 from storage.seal import BallotKey, new_key

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from bench.common import KEY, NOW, Result, fresh_sqlite, register_csv
 from flows import register
 from flows.clock import FixedClock
+from flows.messages import Incoming
 from handlers.dispatch import Dispatcher
-from handlers.messages import Incoming
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Account, Ballot, Person

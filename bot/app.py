@@ -10,10 +10,11 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from bot.config import Config
-from flows import digest, due, outbox, schedule, settings
+from flows import digest, due, outbox, schedule, settings, votes
 from flows.clock import Clock
+from flows.messages import Reply
+from handlers import ballot
 from handlers import format as fmt
-from handlers.context import choose_locale
 from handlers.dispatch import Dispatcher
 from locales import Translator
 from storage.db import Database
@@ -33,6 +34,7 @@ class App:
         self.key = BallotKey(config.ballot_key, config.ballot_key_file)
         self.dispatcher = Dispatcher(self.db, self.clock, self.key, config.locale, config.timezone)
         self.planner = due.DigestPlanner()
+        self.pacer = outbox.Pacer(self.clock.now)  # how often each chat may be sent to, by this process
         # when work and messages are next due, as this process knows it: its own commits bring them
         # forward (`woken`), a look at the tables after each step sets them, and it looks again at
         # least every SAFETY_SECONDS (for what other processes wrote)
@@ -73,8 +75,8 @@ class App:
     def step(
         self, senders: Mapping[str, outbox.Sender], stopping: Callable[[], bool] = lambda: False
     ) -> tuple[int, int]:
-        """Due work, then delivery, each only when due, then a look at when they are next due;
-        (rows won, messages sent)."""
+        """Due work, then delivery and the groups' vote messages, each only when due, then a look at
+        when they are next due; (rows won, messages sent)."""
         now = self.clock.now()
         with self._lock:
             self._told = {}
@@ -82,31 +84,39 @@ class App:
                 self._looked = None
             work, messages = self._due("work", now), self._due("message", now)
         won = self.run_due() if work else 0
-        sent = self.deliver(senders, stopping) if messages or won else 0
+        sent, later = 0, []
+        if messages or won:
+            delivery = self.deliver(senders, stopping)
+            edits = outbox.edit_live(self.db, self.clock.now, senders, self.render, self.pacer)
+            sent, later = delivery.sent, [delivery.next_at, edits]
         with self.db.transaction() as session:
             found = dict(zip(("work", "message"), schedule.next_due(session, senders), strict=True))
         with self._lock:
             for what in ("work", "message"):
-                extra = [self.planner.next] if what == "work" else []
+                extra = [self.planner.next] if what == "work" else later
                 known = [at for at in (found[what], self._told.get(what), *extra) if at is not None]
                 self.next[what] = min(known) if known else None
             self._looked, self._looked_for = time.monotonic(), frozenset(senders)
         return won, sent
 
-    def render(self, session: Session, reader: outbox.Recipient, msgid: str, params: dict) -> str:
-        """An outbox message in its reader's language, decided when it is sent; a poll's result
-        (a `poll` parameter) comes with its count and bars, in the same language."""
-        t = Translator(choose_locale(reader.person_locale, reader.account_locale, self.config.locale))
-        text = fmt.message(t, msgid, params)
-        if "digest_start" in params:
-            return "\n".join([text, *self._digest(session, reader, t, params)])
-        poll = session.get(Poll, params["poll"]) if "poll" in params else None
+    def render(self, session: Session, reader: outbox.Recipient, row: outbox.Row) -> Reply:
+        """An outbox message in its reader's language, decided when it is sent; a poll's count and
+        bars come with a message about a poll, and a group's vote message carries the ballot: a
+        button per choice of an open vote, a pointer to the private chat for a secret one."""
+        t = Translator(reader.locale or self.config.locale)
+        text = fmt.message(t, row.msgid, row.params)
+        if "digest_start" in row.params:
+            return Reply("\n".join([text, *self._digest(session, reader, t, row.params)]))
+        poll = session.get(Poll, row.params["poll"]) if "poll" in row.params else None
         if poll is None:
-            return text
+            return Reply(text)
         issue = session.get(Issue, poll.issue_id)
         assert issue is not None
         tz = str(settings.get(session, issue.community_id, "timezone", self.config.timezone))
-        return "\n".join([text, *fmt.poll_lines(session, t, issue, poll, tz)])
+        message = Reply("\n".join([text, *fmt.poll_lines(session, t, issue, poll, tz)]))
+        if row.live and poll.closed_at is None:
+            return ballot.in_group(t, poll, votes.options_of(session, poll), message)
+        return message
 
     def _digest(self, session: Session, reader: outbox.Recipient, t: Translator, params: dict) -> list[str]:
         person = session.get(Person, reader.person_id) if reader.person_id is not None else None
@@ -125,5 +135,5 @@ class App:
 
     def deliver(
         self, senders: Mapping[str, outbox.Sender], stopping: Callable[[], bool] = lambda: False
-    ) -> int:
-        return outbox.deliver_due(self.db, self.clock.now, senders, self.render, stopping)
+    ) -> outbox.Delivery:
+        return outbox.deliver_due(self.db, self.clock.now, senders, self.render, self.pacer, stopping)

@@ -232,14 +232,15 @@ def _settings(args: argparse.Namespace, config: Config, t: Translator) -> int:
             )
             print(f"{args.key} = {value}")
             return 0
-        values = settings.all_values(session, root.id, config.timezone)
+        values = settings.all_values(session, root.id, {"timezone": config.timezone, "locale": config.locale})
     if args.key is not None:
         if args.key not in values:
             raise Refused("Unknown setting {key}. Settings: {keys}.", key=args.key, keys=", ".join(values))
         print(values[args.key])
         return 0
     for key, value in values.items():
-        print(f"{key} = {value}    # {t(settings.RULES[key].help)}")
+        shown = value if value != "" else t("(the standard text)")
+        print(f"{key} = {shown}    # {t(settings.RULES[key].help)}")
     return 0
 
 

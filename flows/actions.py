@@ -121,6 +121,10 @@ def progress(
         pct=item.progress,
         text=text,
     )
+    outbox.announce(
+        session, issue.scope, now, "Action item #{item} of issue #{id} {title}: progress {pct}%, {text}",
+        item=item.id, id=issue.id, title=issue.title, pct=item.progress, text=text,
+    )  # fmt: skip
     return item
 
 
@@ -132,6 +136,10 @@ def done(session: Session, person: Person, item_id: int, now: datetime) -> tuple
         detail={"item": item.id},
     )  # fmt: skip
     session.flush()
+    outbox.announce(
+        session, issue.scope, now, "Action item #{item} of issue #{id} {title} is done.",
+        item=item.id, id=issue.id, title=issue.title,
+    )  # fmt: skip
     left = session.scalar(
         select(func.count(ActionItem.id)).where(ActionItem.issue_id == issue.id, ActionItem.done_at.is_(None))
     )
@@ -150,11 +158,11 @@ def done(session: Session, person: Person, item_id: int, now: datetime) -> tuple
     lifecycle.move(session, issue, "done", at=now, actor_id=person.id)
     key = f"verdict:{issue.id}:{issue.rating_round}"
     schedule.at(session, "verdict", issue.id, now + schedule.VERDICT_AFTER, key=key)
-    for asked in issue_flow.supporters(session, issue):
-        outbox.notify(
-            session, asked, now, "Every action item of issue #{id} {title} is done. Is the matter settled? Rate it: /rate {id} 1-5 (5 best).",
-            id=issue.id, title=issue.title,
-        )  # fmt: skip
+    outbox.notify_all(
+        session, [p.id for p in issue_flow.supporters(session, issue)], now,
+        "Every action item of issue #{id} {title} is done. Is the matter settled? Rate it: /rate {id} 1-5 (5 best).",
+        id=issue.id, title=issue.title,
+    )  # fmt: skip
     return item, issue
 
 

@@ -170,13 +170,18 @@ def _remind(session: Session, poll_id: int, at: datetime, run: Run) -> None:
     table = Participation if poll.secret else Ballot
     voted = set(session.scalars(select(table.unit_id).where(table.poll_id == poll.id)))
     hours = max(1, round((poll.closes_at - at).total_seconds() / 3600))
-    for person in votes.voters(session, poll):
-        unit = person.id if poll.unit == "person" else person.household_id
-        if unit not in voted:
-            outbox.notify(
-                session, person, at, "Reminder: the vote on issue #{id} closes in {hours} hours and your vote is not in yet. /issue {id}",
-                id=poll.issue_id, hours=hours,
-            )  # fmt: skip
+    waiting = [
+        person.id for person in votes.voters(session, poll)
+        if (person.id if poll.unit == "person" else person.household_id) not in voted
+    ]  # fmt: skip
+    outbox.notify_all(
+        session, waiting, at, "Reminder: the vote on issue #{id} closes in {hours} hours and your vote is not in yet. /issue {id}",
+        reason=f"poll:{poll.id}", id=poll.issue_id, hours=hours,
+    )  # fmt: skip
+    msgid, params = group_reminder(session, poll, at)
+    scope = session.get(Scope, poll.scope_id)
+    assert scope is not None
+    outbox.announce(session, scope, at, msgid, reason=f"poll:{poll.id}", **params)
 
 
 _ITEM = select(ActionItem.title, ActionItem.owner_id, ActionItem.done_at).where(
@@ -220,7 +225,7 @@ def _item_due(session: Session, item_id: int, at: datetime, run: Run) -> None:
         return
     outbox.notify(
         session, item.owner_id, at, "Action item #{item} ({title}) is due within a day. /progress {item} PCT TEXT or /done {item}.",
-        item=item_id, title=item.title,
+        reason=f"item:{item_id}", item=item_id, title=item.title,
     )  # fmt: skip
 
 

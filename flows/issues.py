@@ -154,6 +154,11 @@ def _reach_threshold(
     lifecycle.move(
         session, issue, "discussing", at=now, actor_id=actor_id, detail={"households": t.households}
     )
+    outbox.announce(
+        session, issue.scope, now,
+        "Issue #{id} {title} ({scope}) has the support of {households} households and is now open for discussion. /issue {id}",
+        id=issue.id, title=issue.title, scope=issue.scope.name, households=t.households,
+    )  # fmt: skip
     outbox.notify(
         session,
         issue.author_id,
@@ -411,9 +416,8 @@ def tell(
     session: Session, issue: Issue, now: datetime, msgid: str, skip: int | None, **params: object
 ) -> None:
     """Notify the author and supporters of an issue (not the person who caused it)."""
-    for person in supporters(session, issue):
-        if person.id != skip:
-            outbox.notify(session, person, now, msgid, id=issue.id, title=issue.title, **params)
+    told = [p.id for p in supporters(session, issue) if p.id != skip]
+    outbox.notify_all(session, told, now, msgid, id=issue.id, title=issue.title, **params)
 
 
 def withdraw(session: Session, person: Person, issue_id: int, now: datetime) -> Issue:

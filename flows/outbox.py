@@ -1,61 +1,117 @@
 """Messages the bot sends on its own: written with their cause, delivered later, never lost.
 
-`notify` adds a row in the caller's transaction. `deliver_due` claims each due row for one
-attempt (a conditional update that sets a lease, so two senders never both take it), sends
-it with no transaction open (on SQLite a transaction holds the database's write lock), and
-marks it sent, or schedules the next attempt by backoff on the same clock, or gives up for
-good. A message is sent twice only if the process died between sending it and marking it.
+A row is addressed to a person (`notify`) or to the groups bound to a scope (`announce`), never
+to a chat account: the account is chosen when the row is sent, the one the person used last
+that can be reached now. A row ends sent; held (no account of the person can take it now: they
+blocked the bot, or a chat window is closed) until they write again or another account of
+theirs can; failed, when no retry can help; or dropped, when what made it worth sending has
+passed (a reminder of a vote already closed).
+
+`deliver_due` goes through the due rows oldest first and never waits on one target: a target
+that may not be sent to yet (a group's 20 a minute, a flood control's `retry_after`) is set
+aside and the next row, for another target, goes on. What queued up for one group goes as one
+message, as far as the channel's length limit allows. Each attempt claims its rows under a
+lease (a conditional update, so two senders never both take one), sends with no transaction
+open (on SQLite a transaction holds the database's write lock) and marks them sent, or tries
+again by backoff on the same clock. A message is sent twice only if the process died between
+sending it and marking it. Quiet hours (a community setting) hold back what is not a reply.
+
+A group's vote message is kept current: `edit_live` edits it at most once a minute while the
+vote runs, and once more after the close.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import String, bindparam, exists, select, update
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import ColumnElement
 
-from flows import people
+from flows import people, quiet, scopes, settings
+from flows.messages import Reply
 from storage.db import Database, wake_at
-from storage.models import Account, Household, Outbox, Person, Scope
+from storage.models import Account, ActionItem, Group, Household, Outbox, Person, Poll, Scope
 
 log = logging.getLogger("yishi.outbox")
 
 MAX_ATTEMPTS = 8
 LEASE = timedelta(minutes=5)
+EDIT_EVERY = timedelta(minutes=1)  # a group's vote message is edited at most this often
+# chat windows of the platforms that have them: a message may reach an account this long after
+# the person last wrote from it (WeChat's customer-service messages), less the hour to which
+# `last_seen_at` is kept
+WINDOWS = {"wechat": timedelta(hours=48) - timedelta(hours=1)}
 
 
 class DeliveryFailed(Exception):
-    """A channel could not deliver; `permanent` when trying again cannot help (a blocked bot)."""
+    """A channel could not deliver: `permanent` when trying again cannot help (a text refused),
+    `blocked` when the account cannot be reached until the person writes again, `retry_after`
+    (seconds) when the platform asks to wait before sending to this chat again."""
 
-    def __init__(self, reason: str, permanent: bool = False) -> None:
+    def __init__(
+        self, reason: str, permanent: bool = False, blocked: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(reason)
-        self.permanent = permanent
+        self.permanent, self.blocked, self.retry_after = permanent, blocked, retry_after
 
 
 class Recipient(NamedTuple):
-    """Who a message goes to, in plain values read with its row (a channel is called with no
-    transaction open): where, the name the console prints, and the reader's languages."""
+    """Who a message goes to, in plain values (a channel is called with no transaction open)."""
 
     channel: str
-    external_id: str
-    name: str  # NAME, or NAME@BUILDING-ROOM where two share a name (the console prints it)
+    chat_id: str  # the person's private chat on the channel, or the group
+    name: str  # the console prints it: NAME (NAME@BUILDING-ROOM where two share one), or the group's scope
+    locale: str | None  # the reader's language (a group: the community's); None: the default
+    community_id: int | None
     person_id: int | None = None
-    person_locale: str | None = None
-    account_locale: str | None = None
+    group_id: int | None = None
+    account_id: int | None = None
+
+    @property
+    def is_group(self) -> bool:
+        return self.group_id is not None
+
+
+class Pace(NamedTuple):
+    """At most `messages` to one chat in any `seconds`."""
+
+    messages: int
+    seconds: float
 
 
 class Sender(Protocol):
-    """A channel's sending half. A text longer than `max_length` goes as several messages."""
+    """A channel's sending half. A text longer than `max_length` goes as several messages;
+    `quiet_hours`: whether it keeps the communities' quiet hours (a phone does; a terminal not)."""
 
     max_length: int | None
+    quiet_hours: bool
 
-    def send(self, recipient: Recipient, text: str) -> None: ...
+    def send(self, recipient: Recipient, message: Reply) -> str | None:
+        """Deliver; the platform's id of the message (of its last part), where it has one."""
+        ...
+
+    def edit(self, recipient: Recipient, ref: str, message: Reply) -> None:
+        """Replace the text (and buttons) of a message sent before; unchanged counts as done."""
+        ...
+
+    def pace(self, recipient: Recipient) -> Pace | None: ...
 
 
-Render = Callable[[Session, Recipient, str, dict], str]
+class Row(NamedTuple):
+    """What rendering needs of a row."""
+
+    msgid: str
+    params: dict
+    live: bool
+
+
+Render = Callable[[Session, Recipient, Row], Reply]
 
 
 def backoff(attempts: int) -> timedelta:
@@ -63,41 +119,158 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=30 * 2 ** max(attempts - 1, 0)), timedelta(hours=6))
 
 
-_LATEST_ACCOUNT = (
-    select(Account).where(Account.person_id == bindparam("person")).order_by(Account.id.desc()).limit(1)
+# --- writing -------------------------------------------------------------------------------------
+
+_COLUMNS = ("msgid", "params", "reason", "created_at", "next_attempt_at", "live", "attempts", "parts_sent")
+
+
+def _values(at: datetime, msgid: str, params: dict, reason: str | None, live: bool) -> dict:
+    return {
+        "msgid": msgid, "params": params, "reason": reason, "created_at": at, "next_attempt_at": at,
+        "live": live, "attempts": 0, "parts_sent": 0,
+    }  # fmt: skip
+
+
+def _bound(name: str) -> object:
+    return bindparam(name, type_=Outbox.__table__.c[name].type)
+
+
+_HAS_ACCOUNT = exists().where(Account.person_id == Person.id)
+# a row for each person with a chat account among those named (the others cannot be reached: a
+# reminder for them is skipped, not kept for ever)
+_NOTIFY = (
+    Outbox.__table__.insert()
+    .from_select(
+        ["person_id", *_COLUMNS],
+        select(Person.id, *(_bound(c) for c in _COLUMNS)).where(
+            Person.id.in_(bindparam("people", expanding=True)), _HAS_ACCOUNT
+        ),
+    )
+    .execution_options(preserve_rowcount=True)
 )
 
 
-_QUEUE = Outbox.__table__.insert()
-_LATEST_ACCOUNT_ID = (
-    select(Account.id).where(Account.person_id == bindparam("person")).order_by(Account.id.desc()).limit(1)
+def notify(
+    session: Session,
+    person: Person | int,
+    at: datetime,
+    msgid: str,
+    /,
+    reason: str | None = None,
+    **params: object,
+) -> bool:
+    """Queue a message for a person (or a person's id); False when they have no chat account."""
+    return (
+        notify_all(
+            session, [person if isinstance(person, int) else person.id], at, msgid, reason=reason, **params
+        )
+        == 1
+    )
+
+
+def notify_all(
+    session: Session,
+    people_ids: Iterable[int],
+    at: datetime,
+    msgid: str,
+    /,
+    reason: str | None = None,
+    **params: object,
+) -> int:
+    """The same message for many people, in one statement (a vote opened for 3,000 residents);
+    the number queued."""
+    ids = sorted(set(people_ids))
+    if not ids:
+        return 0
+    queued = (
+        session.connection()
+        .execute(_NOTIFY, {"people": ids, **_values(at, msgid, params, reason, False)})
+        .rowcount
+    )
+    if queued:
+        wake_at(session, "message", at)
+    else:
+        log.info("nobody of %d people has a chat account: %r not queued", len(ids), msgid)
+    return queued
+
+
+_RELATED = aliased(Scope)
+_ANNOUNCE = (
+    Outbox.__table__.insert()
+    .from_select(
+        ["group_id", *_COLUMNS],
+        select(Group.id, *(_bound(c) for c in _COLUMNS))
+        .join(_RELATED, _RELATED.id == Group.scope_id)
+        .where(
+            Group.community_id == bindparam("community"),
+            Group.unbound_at.is_(None),
+            # the scope itself or one above it (its path a prefix of this one's), or one inside it
+            scopes.encloses(_RELATED.path, bindparam("path", type_=String()))
+            | scopes.below(_RELATED.path, bindparam("path", type_=String())),
+        ),
+    )
+    .execution_options(preserve_rowcount=True)
 )
 
 
-def account_of(session: Session, person: Person) -> Account | None:
-    """The account a person used last to bind: where the bot reaches them."""
-    return session.scalar(_LATEST_ACCOUNT, {"person": person.id})
+def announce(
+    session: Session, scope: Scope, at: datetime, msgid: str, /, live: bool = False, reason: str | None = None,
+    **params: object,
+) -> int:  # fmt: skip
+    """Queue a message for every group bound to the scope, to a scope above it or to one inside it
+    (a building's group hears of its building's issues and of the whole community's); the number
+    of groups. A `live` message is a vote's, kept current by edits."""
+    values = {"community": scopes.community_id(scope), "path": scope.path}
+    queued = (
+        session.connection().execute(_ANNOUNCE, values | _values(at, msgid, params, reason, live)).rowcount
+    )
+    if queued:
+        wake_at(session, "message", at)
+    return queued
 
 
-def notify(session: Session, person: Person | int, at: datetime, msgid: str, **params: object) -> bool:
-    """Queue a message for a person (or a person's id); False when they have no chat account,
-    which is logged: a reminder for someone the bot cannot reach is skipped, not lost silently."""
-    person_id = person if isinstance(person, int) else person.id
-    conn = session.connection()
-    account_id = conn.execute(_LATEST_ACCOUNT_ID, {"person": person_id}).scalar()
-    if account_id is None:
-        log.info("person %s has no chat account: %r not queued", person_id, msgid)
-        return False
-    row = {
-        "account_id": account_id,
-        "msgid": msgid,
-        "params": params,
-        "created_at": at,
-        "next_attempt_at": at,
-    }
-    conn.execute(_QUEUE, row)
+def release_held(session: Session, person_id: int, at: datetime) -> None:
+    """The person can be reached again (wrote from a blocked account, bound a new one): what was
+    held for them is due now."""
+    session.connection().execute(
+        update(Outbox)
+        .where(Outbox.person_id == person_id, Outbox.held_at.is_not(None))
+        .values(held_at=None, next_attempt_at=at)
+    )
     wake_at(session, "message", at)
-    return True
+
+
+# --- whether a row is still worth sending ------------------------------------------------------
+
+
+def _poll_reason(session: Session, poll_id: int, now: datetime) -> bool:
+    found = session.execute(select(Poll.closed_at, Poll.closes_at).where(Poll.id == poll_id)).first()
+    return found is not None and found.closed_at is None and now < found.closes_at
+
+
+def _item_reason(session: Session, item_id: int, now: datetime) -> bool:
+    return session.scalar(select(ActionItem.done_at).where(ActionItem.id == item_id)) is None
+
+
+# `kind:id` → whether the message is still worth sending at `now`
+REASONS: dict[str, Callable[[Session, int, datetime], bool]] = {"poll": _poll_reason, "item": _item_reason}
+
+
+def still_worth(session: Session, reason: str | None, now: datetime) -> bool:
+    if reason is None:
+        return True
+    kind, _, subject = reason.partition(":")
+    return REASONS[kind](session, int(subject), now)
+
+
+def reason_ends(session: Session, reason: str | None) -> datetime | None:
+    """When a reason passes at the latest (a vote's close), where that is known in advance."""
+    if reason is None or not reason.startswith("poll:"):
+        return None
+    return session.scalar(select(Poll.closes_at).where(Poll.id == int(reason.split(":")[1])))
+
+
+# --- splitting long texts ------------------------------------------------------------------------
 
 
 def utf16_units(text: str) -> int:
@@ -130,150 +303,334 @@ def split(text: str, limit: int | None) -> list[str]:
     return [part for part in [*parts, text] if part.strip()]
 
 
+# --- pacing --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Pacer:
+    """When each chat may next be sent to, in this process: its channel's pace, a wait the
+    platform asked for, and the backoff after a failed attempt. Kept by the sender across runs,
+    on the sender's clock."""
+
+    clock: Callable[[], datetime]
+    sent: dict[tuple[str, str], deque[datetime]] = field(default_factory=dict)
+    paused: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
+    def wait(self, recipient: Recipient, pace: Pace | None) -> timedelta:
+        """How long until a message may go to this chat (nothing: now)."""
+        key, now = (recipient.channel, recipient.chat_id), self.clock()
+        free = self.paused.get(key, now)
+        times = self.sent.get(key)
+        if pace is not None and times is not None:
+            window = timedelta(seconds=pace.seconds)
+            while times and now - times[0] >= window:
+                times.popleft()
+            if len(times) >= pace.messages:
+                free = max(free, times[0] + window)
+        return max(free - now, timedelta())
+
+    def went(self, recipient: Recipient, pace: Pace | None) -> None:
+        if pace is not None:
+            times = self.sent.setdefault((recipient.channel, recipient.chat_id), deque())
+            times.append(self.clock())
+            while len(times) > pace.messages:
+                times.popleft()
+
+    def pause(self, recipient: Recipient, until: datetime) -> None:
+        key = (recipient.channel, recipient.chat_id)
+        self.paused[key] = max(until, self.paused.get(key, until))
+
+
+# --- where a row goes --------------------------------------------------------------------------
+
 _NAMESAKE = aliased(Person)
-# a claimed row with its reader, in one query: the account, its person (if still living here) and
-# the person's home, named in full where someone else in the community has the same name
-_ROW = (
+_DUE = select(Outbox.id, Outbox.next_attempt_at, Outbox.person_id, Outbox.group_id, Outbox.reason).where(
+    Outbox.sent_at.is_(None),
+    Outbox.failed_at.is_(None),
+    Outbox.held_at.is_(None),
+    Outbox.next_attempt_at <= bindparam("now"),
+)  # fmt: skip  (oldest first, sorted here: an ORDER BY id would have SQLite scan the table in id order)
+_ACCOUNTS = (  # the accounts of the people named, with what a message to them needs
     select(
-        Outbox.msgid, Outbox.params, Outbox.rendered, Outbox.parts_sent, Outbox.attempts,
-        Account.channel, Account.external_id, Account.locale,
-        Person.id, Person.name, Person.locale, Scope.name, Household.room,
+        Account.person_id, Account.id, Account.channel, Account.external_id, Account.locale,
+        Account.last_seen_at, Account.blocked_at, Person.community_id, Person.name, Person.locale,
+        Scope.name, Household.room,
         exists().where(
             _NAMESAKE.community_id == Person.community_id, _NAMESAKE.name == Person.name,
             _NAMESAKE.id != Person.id, _NAMESAKE.moved_out.is_(False),
         ),
     )
-    .join(Account, Account.id == Outbox.account_id)
-    .outerjoin(Person, (Person.id == Account.person_id) & Person.moved_out.is_(False))
+    .join(Person, (Person.id == Account.person_id) & Person.moved_out.is_(False))
     .outerjoin(Household, Household.id == Person.household_id)
     .outerjoin(Scope, Scope.id == Household.building_id)
-    .where(Outbox.id == bindparam("row"))
+    .where(Account.person_id.in_(bindparam("people", expanding=True)))
 )  # fmt: skip
-_RENDERED = Outbox.__table__.update().where(Outbox.__table__.c.id == bindparam("row"))
-
-
-def _recipient(
-    channel: str, external_id: str, account_locale: str | None, person_id: int | None, name: str | None,
-    person_locale: str | None, building: str | None, room: str | None, namesake: bool,
-) -> Recipient:  # fmt: skip
-    if person_id is None or name is None:
-        return Recipient(channel, external_id, external_id, None, None, account_locale)
-    shown = people.labelled(name, building, room) if namesake else name
-    return Recipient(channel, external_id, shown, person_id, person_locale, account_locale)
-
-
-_CLAIM = (
-    Outbox.__table__.update()
-    .where(
-        Outbox.__table__.c.id == bindparam("row"),
-        Outbox.__table__.c.sent_at.is_(None),
-        Outbox.__table__.c.failed_at.is_(None),
-        Outbox.__table__.c.next_attempt_at == bindparam("seen"),
-    )
-    .values(next_attempt_at=bindparam("lease"), attempts=Outbox.__table__.c.attempts + 1)
+_GROUPS = (
+    select(Group.id, Group.channel, Group.chat_id, Group.community_id, Scope.path)
+    .join(Scope, Scope.id == Group.scope_id)
+    .where(Group.id.in_(bindparam("groups", expanding=True)))
 )
 
 
-class Attempt:
-    """One attempt at one message, under a lease: the row is ours while `next_attempt_at` holds
-    our lease, which is renewed with each part delivered. Every write checks it, so a sender that
-    overran its lease stops instead of sending alongside the one that took the row over."""
+class Where(NamedTuple):
+    """A due row's target, as resolved now: where to, or why not."""
 
-    def __init__(self, db: Database, row_id: int, now: Callable[[], datetime]) -> None:
-        self.db, self.row_id, self.now = db, row_id, now
+    recipient: Recipient | None  # None: held (no account can take it now)
+    unserved: bool = False  # its account is on a channel this process does not serve
+
+
+def _reachable(last_seen: datetime | None, blocked: datetime | None, channel: str, now: datetime) -> bool:
+    window = WINDOWS.get(channel)
+    return blocked is None and (window is None or (last_seen is not None and now < last_seen + window))
+
+
+def resolve(session: Session, rows: list, served: Collection[str], now: datetime) -> dict[int, Where]:
+    """Where each row goes now: the person's account they used last that can be reached, or the
+    group (which reads the community's language)."""
+    people_ids = {r.person_id for r in rows if r.person_id is not None}
+    group_ids = {r.group_id for r in rows if r.group_id is not None}
+    accounts: dict[int, list] = {}
+    if people_ids:
+        for a in session.execute(_ACCOUNTS, {"people": sorted(people_ids)}):
+            accounts.setdefault(a[0], []).append(a)
+    groups = {g.id: g for g in session.execute(_GROUPS, {"groups": sorted(group_ids)})} if group_ids else {}
+    found: dict[int, Where] = {}
+    for row in rows:
+        if row.group_id is not None:
+            g = groups[row.group_id]
+            name = f"GROUP {g.path}"
+            locale = str(settings.get(session, g.community_id, "locale")) or None
+            recipient = Recipient(g.channel, g.chat_id, name, locale, g.community_id, group_id=g.id)
+            found[row.id] = Where(recipient, unserved=g.channel not in served)
+            continue
+        mine = sorted(
+            accounts.get(row.person_id, []),
+            key=lambda a: (a.last_seen_at is not None, a.last_seen_at or now, a.id),
+            reverse=True,
+        )
+        best = next((a for a in mine if _reachable(a.last_seen_at, a.blocked_at, a.channel, now)), None)
+        if best is None:
+            found[row.id] = Where(None)
+            continue
+        (_, account_id, channel, external, account_locale, _, _, community, name, person_locale, building, room,
+         namesake) = best  # fmt: skip
+        shown = people.labelled(name, building, room) if namesake else name
+        recipient = Recipient(
+            channel, external, shown, person_locale or account_locale, community, person_id=row.person_id,
+            account_id=account_id,
+        )  # fmt: skip
+        found[row.id] = Where(recipient, unserved=channel not in served)
+    return found
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+_CLAIM = (
+    update(Outbox)
+    .where(
+        Outbox.id.in_(bindparam("rows", expanding=True)),
+        Outbox.sent_at.is_(None), Outbox.failed_at.is_(None), Outbox.held_at.is_(None),
+        Outbox.next_attempt_at <= bindparam("now"),
+    )
+    .values(next_attempt_at=bindparam("lease"), attempts=Outbox.attempts + 1)
+    .returning(Outbox.id, Outbox.attempts, Outbox.msgid, Outbox.params, Outbox.reason, Outbox.rendered,
+               Outbox.parts_sent, Outbox.live)
+)  # fmt: skip
+DROPPED = "dropped: what it was about has passed"
+
+
+class Outcome(NamedTuple):
+    sent: bool
+    again: datetime | None = None  # not before then, for this chat (a backoff, or the platform's wait)
+    chat_ok: bool = True  # False: the chat itself is in trouble (its other messages wait too)
+
+
+class Attempt:
+    """One attempt at one message to one target (several rows, where a group's queued up), under
+    a lease: the rows are ours while `next_attempt_at` holds our lease, which is renewed with
+    each part delivered. Every write checks it, so a sender that overran its lease stops instead
+    of sending alongside the one that took the rows over."""
+
+    def __init__(self, db: Database, recipient: Recipient, now: Callable[[], datetime]) -> None:
+        self.db, self.recipient, self.now = db, recipient, now
         self.lease = now() + LEASE
+        self.rows: list[int] = []  # the rows this message carries
+        self.settled: set[int] = set()  # the rows it carries, and those found not worth sending
         self.attempts = 0
-        self.recipient: Recipient | None = None
+        self.message = Reply("")
         self.parts: list[str] = []
         self.done = 0  # parts delivered by earlier attempts
 
-    def claim(self, seen_at: datetime, senders: Mapping[str, Sender], render: Render) -> bool:
-        """The row, if it is still as it was seen (no other sender took it), leased for this attempt,
-        with who it goes to and its parts, in one transaction. The text is rendered once, at the
-        first attempt, and kept: a retry sends the same words, resuming where the last one stopped."""
-        with self.db.transaction() as session:
-            claimed = session.execute(_CLAIM, {"row": self.row_id, "seen": seen_at, "lease": self.lease})
-            if claimed.rowcount != 1:
-                return False
-            msgid, params, rendered, parts_sent, self.attempts, *reader = session.execute(
-                _ROW, {"row": self.row_id}
-            ).one()
-            self.recipient = _recipient(*reader)
-            try:
-                with session.begin_nested():
-                    if rendered is None:
-                        rendered = render(session, self.recipient, msgid, params)
-                        session.execute(_RENDERED, {"row": self.row_id, "rendered": rendered})
-            except Exception as exc:  # a fault of ours: the claim stands, and the attempt fails below
-                failure: Exception | None = exc
-            else:
-                failure = None
-                self.parts = split(rendered, senders[self.recipient.channel].max_length)
-                self.done = parts_sent
-        if failure is not None:
-            log.error("outbox row %s: unexpected error", self.row_id, exc_info=failure)
-            self.failed(DeliveryFailed(type(failure).__name__))
-            return False
-        return True
+    def _ours(self) -> ColumnElement[bool]:
+        return Outbox.id.in_(self.rows) & (Outbox.next_attempt_at == self.lease)
 
-    def delivered(self, parts_sent: int, done: bool) -> bool:
+    def claim(self, row_ids: list[int], render: Render, max_length: int | None) -> bool:
+        """The rows still as they were seen, leased, rendered (once: a retry sends the words of the
+        first attempt) and, for a group, packed into one message within `max_length`, in one
+        transaction. A person's rows go one a message. Rows whose reason has passed are dropped;
+        one that cannot be rendered is tried again by backoff and holds up none of the others;
+        those that do not fit wait for the next message, and a vote's message (with its buttons)
+        goes on its own."""
+        now = self.now()
+        row_ids = row_ids if self.recipient.is_group else row_ids[:1]
+        with self.db.transaction() as session:
+            won = sorted(session.execute(_CLAIM, {"rows": row_ids, "now": now, "lease": self.lease}).all())
+            texts: list[str] = []
+            dropped, broken, later = [], [], []
+            for r in won:
+                if not still_worth(session, r.reason, now):
+                    dropped.append(r.id)
+                    continue
+                try:
+                    with session.begin_nested():
+                        message = render(session, self.recipient, Row(r.msgid, r.params, r.live))
+                except Exception as exc:  # a fault of ours: logged, and tried again like a failed delivery
+                    log.exception("outbox row %s: unexpected error", r.id)
+                    broken.append((r, type(exc).__name__))
+                    continue
+                if r.rendered is not None:
+                    message = replace(message, text=r.rendered)
+                standalone = r.live or bool(message.options) or message.start is not None
+                joined = "\n\n".join([*texts, message.text])
+                if texts and (standalone or self.alone or (max_length and utf16_units(joined) > max_length)):
+                    later.append(r.id)  # in a message of its own, at the next turn
+                    continue
+                if r.rendered is None:
+                    session.execute(update(Outbox).where(Outbox.id == r.id).values(rendered=message.text))
+                texts.append(message.text)
+                self.rows.append(r.id)
+                self.message = replace(message, text=joined) if len(texts) > 1 else message
+                self.attempts, self.done = max(self.attempts, r.attempts), r.parts_sent
+            if dropped:
+                session.execute(
+                    update(Outbox).where(Outbox.id.in_(dropped)).values(failed_at=now, error=DROPPED)
+                )
+            for r, error in broken:
+                session.execute(
+                    update(Outbox).where(Outbox.id == r.id)
+                    .values(error=error, next_attempt_at=now + backoff(r.attempts),
+                            **({"failed_at": now} if r.attempts >= MAX_ATTEMPTS else {}))
+                )  # fmt: skip
+            if later:  # not attempted after all
+                session.execute(
+                    update(Outbox)
+                    .where(Outbox.id.in_(later))
+                    .values(next_attempt_at=now, attempts=Outbox.attempts - 1)
+                )
+        self.settled = {*self.rows, *dropped, *(r.id for r, _ in broken)}
+        self.parts = split(self.message.text, max_length)
+        return bool(self.rows)
+
+    @property
+    def alone(self) -> bool:
+        """The message claimed so far takes nothing more: a vote's, with buttons or a link."""
+        return bool(self.message.options) or self.message.start is not None
+
+    def delivered(self, parts_sent: int, done: bool, ref: str | None = None) -> bool:
         """Record progress and renew the lease; False if the lease was lost (stop sending)."""
         now = self.now()
         renewed = now + LEASE
+        values: dict[str, object] = {"parts_sent": parts_sent, "next_attempt_at": renewed}
+        if done:
+            values |= {"sent_at": now, "account_id": self.recipient.account_id, "sent_ref": ref}
+            if self.alone:
+                values |= {"shown": self.message.text, "edited_at": now}
         with self.db.transaction() as session:
-            won = session.execute(
-                update(Outbox)
-                .where(Outbox.id == self.row_id, Outbox.next_attempt_at == self.lease)
-                .values(parts_sent=parts_sent, next_attempt_at=renewed, **({"sent_at": now} if done else {}))
-            ).rowcount
+            won = session.execute(update(Outbox).where(self._ours()).values(**values)).rowcount
         self.lease = renewed
-        return won == 1
+        return won == len(self.rows)
 
-    def failed(self, exc: DeliveryFailed) -> None:
+    def failed(self, exc: DeliveryFailed) -> datetime | None:
+        """Record the failure; when the rows are due again, if they are."""
         now = self.now()
-        final = exc.permanent or self.attempts >= MAX_ATTEMPTS
+        values: dict[str, object] = {"error": str(exc)[:500], "account_id": self.recipient.account_id}
+        again: datetime | None = None
+        if exc.blocked:  # at once: the person's other accounts are tried, or the rows are held
+            again = now
+            values |= {"next_attempt_at": now, "attempts": Outbox.attempts - 1}
+        elif exc.permanent or self.attempts >= MAX_ATTEMPTS:
+            values["failed_at"] = now
+        else:
+            again = now + (timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(self.attempts))
+            values["next_attempt_at"] = again
         with self.db.transaction() as session:
-            session.execute(
-                update(Outbox)
-                .where(Outbox.id == self.row_id, Outbox.next_attempt_at == self.lease)
-                .values(
-                    error=str(exc)[:500],
-                    **({"failed_at": now} if final else {"next_attempt_at": now + backoff(self.attempts)}),
+            session.execute(update(Outbox).where(self._ours()).values(**values))
+            if exc.blocked and self.recipient.account_id is not None:
+                session.execute(
+                    update(Account).where(Account.id == self.recipient.account_id).values(blocked_at=now)
                 )
-            )
+            if again is not None:
+                wake_at(session, "message", again)
+        return again
 
-    def run(self, senders: Mapping[str, Sender]) -> bool:
+    def run(self, sender: Sender) -> Outcome:
         """Send each part not yet delivered, recording each as it goes: a process killed mid-message
-        sends again only the part in flight. Whether the message is now sent. A fault of ours (a
-        channel's bug) is logged and tried again by backoff like a failed delivery, and never holds
-        up the messages after it."""
-        assert self.recipient is not None
+        sends again only the part in flight. A fault of ours (a channel's bug) is logged and tried
+        again by backoff like a failed delivery."""
         try:
             if self.done >= len(self.parts):  # nothing (more) to say
-                return self.delivered(len(self.parts), done=True)
-            sender = senders[self.recipient.channel]
+                return Outcome(self.delivered(len(self.parts), done=True))
             for number in range(self.done, len(self.parts)):
-                sender.send(self.recipient, self.parts[number])
-                if not self.delivered(number + 1, done=number + 1 == len(self.parts)):
-                    return False
-            return True
+                last = number + 1 == len(self.parts)
+                part = replace(self.message, text=self.parts[number]) if last else Reply(self.parts[number])
+                ref = sender.send(self.recipient, part)
+                if not self.delivered(number + 1, done=last, ref=ref):
+                    return Outcome(False)
+            return Outcome(True)
         except DeliveryFailed as exc:
-            self.failed(exc)
+            # blocked: tried again at once, on the person's next account; refused for good: this
+            # message only; else the chat waits out the backoff (or the platform's wait)
+            again = self.failed(exc)
+            return Outcome(False, None if exc.blocked else again, chat_ok=exc.permanent and not exc.blocked)
         except Exception as exc:
-            log.exception("outbox row %s: unexpected error", self.row_id)
-            self.failed(DeliveryFailed(type(exc).__name__))
-        return False
+            log.exception("outbox row %s: unexpected error", ", ".join(map(str, self.rows)))
+            return Outcome(False, self.failed(DeliveryFailed(type(exc).__name__)), chat_ok=False)
 
 
-# the channel of a message's account, as a condition on the outbox alone: the query is then read
-# through the index of waiting messages, not through every message ever sent to each account
-CHANNEL_OF = select(Account.channel).where(Account.id == Outbox.account_id).scalar_subquery()
-WAITING = (Outbox.sent_at.is_(None), Outbox.failed_at.is_(None))
-_DUE = (
-    select(Outbox.id, Outbox.next_attempt_at)
-    .where(*WAITING, Outbox.next_attempt_at <= bindparam("now"))
-    .where(CHANNEL_OF.in_(bindparam("channels", expanding=True)))
-)  # oldest first, sorted here: an ORDER BY id would have SQLite scan the whole table in id order
+@dataclass
+class Delivery:
+    """What a run of `deliver_due` did: messages sent, and when a target set aside may go next."""
+
+    sent: int = 0
+    next_at: datetime | None = None
+
+    def later(self, at: datetime) -> None:
+        self.next_at = at if self.next_at is None else min(self.next_at, at)
+
+
+def _plan(
+    db: Database, at: datetime, served: Mapping[str, Sender], done: Delivery
+) -> list[tuple[Recipient, list[int]]]:
+    """The due rows by target, oldest first, in one transaction: rows nobody can take now are held,
+    and in quiet hours rows wait for their end (a reminder that would be too late then is dropped)."""
+    with db.transaction() as session:
+        due = sorted(session.execute(_DUE, {"now": at}).all())
+        where = resolve(session, due, served, at)
+        held = [r.id for r in due if where[r.id].recipient is None]
+        if held:
+            session.execute(update(Outbox).where(Outbox.id.in_(held)).values(held_at=at))
+        targets = {w.recipient for w in where.values() if w.recipient is not None and not w.unserved}
+        # quiet hours, where the channel keeps them (a phone does, a terminal not)
+        keeping = {
+            t.community_id for t in targets if t.community_id is not None and served[t.channel].quiet_hours
+        }
+        quiet_ends = quiet.ends(session, keeping, at)
+        plan: dict[Recipient, list[int]] = {}
+        for row in due:
+            recipient = where[row.id].recipient
+            if recipient is None or where[row.id].unserved:
+                continue
+            end = quiet_ends.get(recipient.community_id) if recipient.community_id is not None else None
+            if end is None:
+                plan.setdefault(recipient, []).append(row.id)
+                continue
+            too_late = reason_ends(session, row.reason)
+            if too_late is not None and too_late <= end:
+                session.execute(update(Outbox).where(Outbox.id == row.id).values(failed_at=at, error=DROPPED))
+            else:
+                session.execute(update(Outbox).where(Outbox.id == row.id).values(next_attempt_at=end))
+                done.later(end)
+    return sorted(plan.items(), key=lambda item: item[1][0])
 
 
 def deliver_due(
@@ -281,20 +638,98 @@ def deliver_due(
     now: Callable[[], datetime],
     senders: Mapping[str, Sender],
     render: Render,
+    pacer: Pacer,
     stopping: Callable[[], bool] = lambda: False,
-) -> int:
-    """Send every due message on the given channels, until `stopping` says so; the number sent.
-    Each claim and mark reads the clock afresh: a long run hands out no lease already run out."""
+) -> Delivery:
+    """Send every due message on the given channels, until `stopping` says so. Each claim and
+    mark reads the clock afresh: a long run hands out no lease already run out."""
+    done = Delivery()
+    for recipient, rows in _plan(db, now(), senders, done):
+        sender = senders[recipient.channel]
+        pace = sender.pace(recipient)
+        while rows and not stopping():
+            wait = pacer.wait(recipient, pace)
+            if wait:  # set aside: the next target goes on
+                done.later(now() + wait)
+                break
+            attempt = Attempt(db, recipient, now)
+            try:
+                if not attempt.claim(rows, render, sender.max_length):
+                    rows = [r for r in rows if r not in attempt.settled]
+                    if attempt.settled:
+                        continue  # none of those was for sending (dropped, or broken): the next
+                    break
+                pacer.went(recipient, pace)
+                outcome = attempt.run(sender)
+            except Exception:  # the database failing us: the rows are tried again once their lease ends
+                log.exception("outbox rows %s: could not be claimed or recorded", rows)
+                break
+            if not outcome.sent and not outcome.chat_ok:
+                if outcome.again is not None:  # the chat is in trouble: its other rows wait too
+                    pacer.pause(recipient, outcome.again)
+                    done.later(outcome.again)
+                break
+            done.sent += outcome.sent
+            rows = [r for r in rows if r not in attempt.settled]
+    return done
+
+
+# --- a group's vote message, kept current ------------------------------------------------------
+
+_LIVE = select(Outbox.id, Outbox.group_id, Outbox.msgid, Outbox.params, Outbox.sent_ref, Outbox.shown,
+               Outbox.edited_at).where(Outbox.live.is_(True), Outbox.sent_ref.is_not(None))  # fmt: skip
+
+
+def edit_live(
+    db: Database,
+    now: Callable[[], datetime],
+    senders: Mapping[str, Sender],
+    render: Render,
+    pacer: Pacer,
+) -> datetime | None:
+    """Edit each group's vote message whose text has changed (the turnout; an open vote's counts),
+    at most once a minute while the vote runs, and once more after its close, which ends its
+    edits. When the next edit may be due."""
+    at = now()
     with db.transaction() as session:
-        due = sorted(session.execute(_DUE, {"now": now(), "channels": list(senders)}).all())
-    sent = 0
-    for row_id, seen_at in due:
-        if stopping():
-            break
-        attempt = Attempt(db, row_id, now)
+        live = session.execute(_LIVE).all()
+        if not live:
+            return None
+        polls = dict(
+            session.execute(
+                select(Poll.id, Poll.closed_at).where(Poll.id.in_({r.params["poll"] for r in live}))
+            ).all()
+        )
+        where = resolve(session, live, senders, at)
+    next_at: datetime | None = None
+    for row in live:
+        closed = polls.get(row.params["poll"]) is not None
+        recipient = where[row.id].recipient
+        due_at = (row.edited_at or at) + EDIT_EVERY
+        if recipient is None or where[row.id].unserved or (not closed and at < due_at):
+            if not closed:
+                next_at = due_at if next_at is None else min(next_at, due_at)
+            continue
+        sender = senders[recipient.channel]
+        if pacer.wait(recipient, sender.pace(recipient)):
+            next_at = at + EDIT_EVERY if next_at is None else min(next_at, at + EDIT_EVERY)
+            continue
+        with db.transaction() as session:
+            message = render(session, recipient, Row(row.msgid, row.params, True))
         try:
-            if attempt.claim(seen_at, senders, render) and attempt.run(senders):
-                sent += 1
-        except Exception:  # the database failing us: the row is tried again once its lease ends
-            log.exception("outbox row %s: could not be claimed or recorded", row_id)
-    return sent
+            if message.text != row.shown:
+                sender.edit(recipient, row.sent_ref, message)
+                pacer.went(recipient, sender.pace(recipient))
+        except DeliveryFailed as exc:
+            log.warning("the vote message %s in %s was not edited: %s", row.id, recipient.name, exc)
+            if exc.retry_after:
+                pacer.pause(recipient, now() + timedelta(seconds=exc.retry_after))
+            continue
+        with db.transaction() as session:
+            session.execute(
+                update(Outbox).where(Outbox.id == row.id)
+                .values(shown=message.text, edited_at=now(), live=not closed)
+            )  # fmt: skip
+        if not closed:
+            next_at = at + EDIT_EVERY if next_at is None else min(next_at, at + EDIT_EVERY)
+    return next_at

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flows.errors import Refused
-from storage.models import Household, Person, Scope
+from storage.models import Account, Household, Person, Scope
 
 
 class Member(Protocol):
@@ -49,6 +49,11 @@ def namesakes(session: Session, person: Person) -> bool:
         )
         is not None
     )
+
+
+def has_account(session: Session, person_id: int) -> bool:
+    """Whether the person has a chat account: the bot can reach them."""
+    return session.scalar(select(Account.id).where(Account.person_id == person_id).limit(1)) is not None
 
 
 def find(session: Session, ref: str, community_id: int | None = None) -> Person:

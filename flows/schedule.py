@@ -8,9 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from flows import outbox
 from storage.db import wake_at
-from storage.models import DueWork, Outbox
+from storage.models import Account, DueWork, Group, Outbox
 from storage.rows import insert_new
 
 VOTE_REMINDERS = (timedelta(hours=24), timedelta(hours=2))
@@ -28,11 +27,18 @@ def at(session: Session, kind: str, subject_id: int, due_at: datetime, key: str 
 
 
 def next_due(session: Session, channels: Collection[str] = ()) -> tuple[datetime | None, datetime | None]:
-    """When something is next due: (a row of due work, a message to send on one of `channels`)."""
+    """When something is next due: (a row of due work, a message that may go on one of `channels`:
+    to a group on one of them, or to a person with an account there)."""
     work = select(func.min(DueWork.due_at)).where(DueWork.fired_at.is_(None)).scalar_subquery()
+    served = list(channels)
+    to_group = select(Group.id).where(Group.id == Outbox.group_id, Group.channel.in_(served))
+    to_person = select(Account.id).where(
+        Account.person_id == Outbox.person_id, Account.channel.in_(served), Account.blocked_at.is_(None)
+    )
     message = (
         select(func.min(Outbox.next_attempt_at))
-        .where(*outbox.WAITING, outbox.CHANNEL_OF.in_(list(channels)))
+        .where(Outbox.sent_at.is_(None), Outbox.failed_at.is_(None), Outbox.held_at.is_(None))
+        .where(to_group.exists() | to_person.exists())
         .scalar_subquery()
     )
     found = session.execute(select(work, message)).one()

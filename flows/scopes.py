@@ -6,8 +6,8 @@ A scope's ancestors are the prefixes of its path, so "is X inside Y" is a string
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import String, bindparam, func, literal, select
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from flows import settings
@@ -22,9 +22,22 @@ def contains(outer_path: str, inner_path: str) -> bool:
     return inner_path == outer_path or inner_path.startswith(outer_path + "/")
 
 
-def inside(path: InstrumentedAttribute[str], outer_path: str) -> ColumnElement[bool]:
-    """`contains` as a condition on a path column, for queries."""
-    return (path == outer_path) | path.startswith(outer_path + "/", autoescape=True)
+def below(path: ColumnElement[str], outer_path: ColumnElement[str] | str) -> ColumnElement[bool]:
+    """The scope of one path (as SQL) lies below the other's: `contains`, strictly, for queries.
+    Compared by characters, not with LIKE (a name may hold `%` or `_`)."""
+    outer = literal(outer_path, String()) if isinstance(outer_path, str) else outer_path
+    return func.substr(path, 1, func.length(outer) + 1) == outer + "/"
+
+
+def inside(path: ColumnElement[str], outer_path: ColumnElement[str] | str) -> ColumnElement[bool]:
+    """`contains(outer_path, path)` as a condition on a path column, for queries."""
+    return (path == outer_path) | below(path, outer_path)
+
+
+def encloses(path: ColumnElement[str], inner_path: ColumnElement[str]) -> ColumnElement[bool]:
+    """`contains(path, inner_path)` as a condition on a path column: the column's scope is the
+    other or lies above it."""
+    return (path == inner_path) | below(inner_path, path)
 
 
 def within(inner: Scope, outer: Scope) -> bool:

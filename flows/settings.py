@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,6 +14,8 @@ from flows import counting
 from flows.errors import Refused
 from locales import N_
 from storage.models import Setting
+
+NOTICE_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,28 @@ def _fraction(value: str) -> str:
     return str(counting.Rule.parse(value))
 
 
+def _locale(value: str) -> str:
+    if value not in ("", "zh_CN", "en"):
+        raise Refused("{value} is not a language here; use zh_CN or en.", value=value)
+    return value
+
+
+_HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _quiet(value: str) -> str:
+    value = value.replace(" ", "").replace("–", "-")
+    if value != "off" and (not _HOURS.match(value) or value[:5] == value[6:]):
+        raise Refused("{value} is not quiet hours; write them like 22:00-07:00, or off.", value=value)
+    return value
+
+
+def _notice(value: str) -> str:
+    if len(value) > NOTICE_MAX:
+        raise Refused("At most {n} characters, please.", n=NOTICE_MAX)
+    return value
+
+
 def _timezone(value: str) -> str:
     try:
         ZoneInfo(value)
@@ -70,6 +95,19 @@ RULES: dict[str, Rule] = {
         Rule("major_quorum", ">=2/3", _fraction, N_("turnout for a major matter (三分之二以上)")),
         Rule("major_pass", ">=2/3", _fraction, N_("share that passes a major matter")),
         Rule("vote_max_days", "60", _int_between(1, 365), N_("the longest a vote may stay open")),
+        Rule("locale", "", _locale, N_("the community's language: groups, notices (zh_CN or en)")),
+        Rule(
+            "quiet_hours",
+            "22:00-07:00",
+            _quiet,
+            N_("local hours when the bot says nothing on its own, or off"),
+        ),
+        Rule(
+            "privacy_notice",
+            "",
+            _notice,
+            N_("what Yishi keeps and why, told at /start, /join and /privacy (empty: the standard text)"),
+        ),
         Rule(
             "group_names_rooms",
             "off",
@@ -105,10 +143,10 @@ def get_int(session: Session, community_id: int, key: str) -> int:
     return value
 
 
-def all_values(session: Session, community_id: int, fallback_timezone: str) -> dict[str, object]:
-    return {
-        key: get(session, community_id, key, fallback_timezone if key == "timezone" else "") for key in RULES
-    }
+def all_values(session: Session, community_id: int, fallbacks: dict[str, str]) -> dict[str, object]:
+    """Every setting as it holds for the community; `fallbacks` for those the deployment decides
+    (its time zone, its language)."""
+    return {key: get(session, community_id, key, fallbacks.get(key, "")) for key in RULES}
 
 
 def put(session: Session, community_id: int, key: str, value: str) -> object:

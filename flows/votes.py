@@ -20,7 +20,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Insert, Integer, bindparam, case, exists, func, select
+from sqlalchemy import Insert, Integer, Select, bindparam, case, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -175,25 +175,33 @@ def open_poll(
             schedule.at(
                 session, "remind_vote", poll.id, closes_at - before, key=f"remind_vote:{poll.id}:{hours}"
             )
-    for person in voters(session, poll):
-        outbox.notify(
-            session, person, now,
-            "A vote has opened on issue #{id} {title}; it closes at {closes}. /issue {id} shows the choices, /vote {id} CHOICE votes.",
-            id=issue.id, title=issue.title, closes=local(closes_at, tz),
-        )  # fmt: skip
+    outbox.notify_all(
+        session, voter_ids(session, poll), now,
+        "A vote has opened on issue #{id} {title}; it closes at {closes}. /issue {id} shows the choices, /vote {id} CHOICE votes.",
+        reason=f"poll:{poll.id}", id=issue.id, title=issue.title, closes=local(closes_at, tz),
+    )  # fmt: skip
+    outbox.announce(
+        session, issue.scope, now, "A vote has opened on issue #{id} {title}; it closes at {closes}.",
+        live=True, reason=f"poll:{poll.id}", id=issue.id, title=issue.title, closes=local(closes_at, tz), poll=poll.id,
+    )  # fmt: skip
     return poll
 
 
 def voters(session: Session, poll: Poll) -> list[Person]:
     """Everyone who may cast a ballot in the poll (for a household poll, every member)."""
+    return list(session.scalars(select(Person).where(Person.id.in_(_voters(poll))).order_by(Person.id)))
+
+
+def voter_ids(session: Session, poll: Poll) -> list[int]:
+    return list(session.scalars(_voters(poll)))
+
+
+def _voters(poll: Poll) -> Select[tuple[int]]:
     column = Person.id if poll.unit == "person" else Person.household_id
-    return list(
-        session.scalars(
-            select(Person)
-            .join(Eligible, Eligible.unit_id == column)
-            .where(Eligible.poll_id == poll.id, Person.moved_out.is_(False))
-            .order_by(Person.id)
-        )
+    return (
+        select(Person.id)
+        .join(Eligible, Eligible.unit_id == column)
+        .where(Eligible.poll_id == poll.id, Person.moved_out.is_(False))
     )
 
 
@@ -326,6 +334,11 @@ def _live_poll(
         first.ballot,
         first.ballot_voter,
     )
+
+
+def live_poll(session: Session, person: people.Member, issue_id: int, now: datetime) -> LivePoll:
+    """The issue's open poll (or a refusal saying why there is none)."""
+    return _live_poll(session, person, issue_id, now).poll
 
 
 def vote(
@@ -472,7 +485,7 @@ def proxy_vote(
     home = scopes.home(session, voter)
     if home is None or not scopes.leads(session, leader, home, ("building_leader",)):
         raise Refused("You can enter ballots only for residents of your own building.")
-    if outbox.account_of(session, voter) is not None:
+    if people.has_account(session, voter.id):
         raise Refused("{name} has a chat account and votes in person.", name=voter.name)
     poll = _live_poll(session, leader, issue_id, now).poll
     if poll.secret:
@@ -482,6 +495,12 @@ def proxy_vote(
 
 
 # --- counting at the close ----------------------------------------------------------------------
+
+
+def ballot_of(session: Session, voter: people.Member, poll: Poll) -> list[int] | None:
+    """The choices of the voter's unit's ballot in an open poll, if it has voted."""
+    unit = voter.id if poll.unit == "person" else voter.household_id
+    return session.scalar(select(Ballot.choices).where(Ballot.poll_id == poll.id, Ballot.unit_id == unit))
 
 
 def turnout(session: Session, poll: Poll) -> int:
@@ -527,11 +546,14 @@ def close(
         session, issue, result.outcome, at=now, actor_id=actor_id,
         detail={"poll": poll.id, "eligible": poll.eligible, "turnout": poll.turnout, "votes": votes},
     )  # fmt: skip
-    for person in voters(session, poll):
-        outbox.notify(
-            session, person, now, "The vote on issue #{id} {title} has closed: {status}.",
-            id=issue.id, title=issue.title, status=result.outcome, poll=poll.id,
-        )  # fmt: skip
+    outbox.notify_all(
+        session, voter_ids(session, poll), now, "The vote on issue #{id} {title} has closed: {status}.",
+        id=issue.id, title=issue.title, status=result.outcome, poll=poll.id,
+    )  # fmt: skip
+    outbox.announce(
+        session, issue.scope, now, "The vote on issue #{id} {title} has closed: {status}.",
+        id=issue.id, title=issue.title, status=result.outcome, poll=poll.id,
+    )  # fmt: skip
     return result
 
 

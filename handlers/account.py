@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from flows import actions, audit, people, votes
+from sqlalchemy import select
+
+from flows import actions, audit, outbox, people, settings, votes
 from flows import issues as flow
 from flows.errors import Refused
-from handlers import dialog
+from flows.messages import Reply
+from handlers import ballot, dialog
 from handlers import format as fmt
 from handlers.context import Ctx
-from handlers.messages import Reply
-from storage.models import Invite
+from locales import N_
+from storage.models import Invite, Scope
 
 LANGUAGES = {
     "zh": "zh_CN",
@@ -24,17 +27,64 @@ LANGUAGES = {
 
 
 def start(ctx: Ctx, args: str) -> list[Reply]:
-    if args.strip():
-        return join(ctx, args)
+    """Welcome; with a start parameter (a deep link, or a pointer from a group), what it starts:
+    `join_CODE`, `vote_POLL`, or a command (`raise`, `my`, `openvote_N` …)."""
+    arg = args.strip()
+    if arg:
+        return _started(ctx, arg)
     if ctx.person is None:
         return [
             Reply(
                 ctx.t(
                     "Welcome to Yishi (议事): raise, discuss, decide and act on your community's matters together.\nSend /join CODE with the invite code from your community to begin."
                 )
-            )
+            ),
+            Reply(privacy_text(ctx)),
         ]
     return [Reply(ctx.t("Welcome back, {name}.", name=ctx.person.name)), *help_(ctx, "")]
+
+
+def _started(ctx: Ctx, arg: str) -> list[Reply]:
+    from handlers.commands import BY_NAME  # the table names this module's functions
+
+    word, _, rest = arg.partition("_")
+    if word == "join" and rest:
+        return join(ctx, rest)
+    if word == "vote" and rest.isdigit():
+        return [ballot.private_ballot(ctx, ballot.open_for(ctx, int(rest)))]
+    command = BY_NAME.get(word)
+    if command is not None and command.name not in ("start", "join") and command.who(ctx):
+        return command.run(ctx, rest)
+    if "_" not in arg:  # an invite code sent as `/start CODE`
+        return join(ctx, arg)
+    raise Refused("This link is not valid (any more). Send /help for the commands you can use.")
+
+
+DEFAULT_NOTICE = N_(
+    "What Yishi keeps about you, and why: your entry in the community's register (name, building, "
+    "room, role), to know who may raise, support and vote where; this chat account, to answer you "
+    "and tell you of votes and results; what you write (issues, comments, ratings), which your "
+    "neighbours read; and for a secret vote only that you took part, never your choice. The record "
+    "of who did what is kept so that residents can check the committee's work. Ask the committee "
+    "to correct or remove your entry."
+)
+
+
+def privacy_text(ctx: Ctx) -> str:
+    """The privacy notice: the community's own wording where the committee set one."""
+    community = ctx.member.community_id if ctx.member else privacy_community(ctx)
+    own = str(settings.get(ctx.session, community, "privacy_notice")) if community is not None else ""
+    return own or ctx.t(DEFAULT_NOTICE)
+
+
+def privacy_community(ctx: Ctx) -> int | None:
+    """For someone not in the register yet: the community, where the database holds only one."""
+    found = ctx.session.scalars(select(Scope.id).where(Scope.level == "community").limit(2)).all()
+    return found[0] if len(found) == 1 else None
+
+
+def privacy(ctx: Ctx, args: str) -> list[Reply]:
+    return [Reply(privacy_text(ctx))]
 
 
 def help_(ctx: Ctx, args: str) -> list[Reply]:
@@ -65,8 +115,9 @@ def join(ctx: Ctx, args: str) -> list[Reply]:
     if invite.used_at is not None:
         raise Refused("The invite code {code} has already been used.", code=code)
     invite.used_at, invite.used_by_account_id = ctx.now, ctx.account.id
-    ctx.account.person_id = invite.person_id
+    ctx.account.person_id, ctx.account.last_seen_at = invite.person_id, ctx.now
     ctx.person = invite.person
+    outbox.release_held(ctx.session, invite.person_id, ctx.now)  # a new way to reach them
     audit.append(
         ctx.session,
         at=ctx.now,
@@ -83,6 +134,7 @@ def join(ctx: Ctx, args: str) -> list[Reply]:
                 community=invite.person.community.name,
             )
         ),
+        Reply(privacy_text(ctx)),
         *help_(ctx, ""),
     ]
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flows import actions, scopes
-from handlers import account, decide_commands, digest_command, issue_commands
+from flows.messages import Reply
+from handlers import account, decide_commands, digest_command, group_commands, issue_commands
 from handlers.context import Ctx
-from handlers.messages import Reply
 from locales import N_
 
 Who = Callable[[Ctx], bool]
@@ -78,15 +78,17 @@ class Command:
     who: Who
     usage: str
     run: Callable[[Ctx, str], list[Reply]]
+    # needs a dialog or privacy: in a group it is answered with a pointer to the private chat
+    private: bool = False
 
 
 # fmt: off
 COMMANDS: tuple[Command, ...] = (
     Command("start", ("开始",), anyone, N_("/start (开始) — welcome"), account.start),
     Command("help", ("帮助",), anyone, N_("/help (帮助) — the commands you can use"), account.help_),
-    Command("join", ("加入",), unbound, N_("/join CODE (加入) — connect this account with your invite code"), account.join),
+    Command("join", ("加入",), unbound, N_("/join CODE (加入) — connect this account with your invite code"), account.join, private=True),
     Command("lang", ("语言",), anyone, N_("/lang zh|en (语言) — reply language"), account.lang),
-    Command("raise", ("提议",), resident, N_("/raise (提议) — raise an issue: title, details, scope"), issue_commands.raise_),
+    Command("raise", ("提议",), resident, N_("/raise (提议) — raise an issue: title, details, scope"), issue_commands.raise_, private=True),
     Command("issues", ("议题",), registered, N_("/issues (议题) — open issues in your scopes"), issue_commands.list_issues),
     Command("issue", ("查看",), registered, N_("/issue N (查看) — one issue in full"), issue_commands.show),
     Command("support", ("附议",), resident, N_("/support N (附议) — second issue N"), issue_commands.support),
@@ -98,17 +100,20 @@ COMMANDS: tuple[Command, ...] = (
     Command("refer", ("转办",), committee, N_("/refer N BODY (转办) — refer issue N outside the community"), issue_commands.refer),
     Command("merge", ("合并",), committee, N_("/merge N M (合并) — issue N duplicates M"), issue_commands.merge),
     Command("major", ("重大",), committee, N_("/major N (重大) — flag issue N as a major matter before its vote"), decide_commands.major),
-    Command("openvote", ("发起表决",), opener, N_("/openvote N (发起表决) — open a vote on issue N"), decide_commands.openvote),
+    Command("openvote", ("发起表决",), opener, N_("/openvote N (发起表决) — open a vote on issue N"), decide_commands.openvote, private=True),
     Command("vote", ("投票",), resident, N_("/vote N CHOICE… (投票) — vote with the numbers /issue N shows"), decide_commands.vote),
-    Command("proxyvote", ("代投",), building_leader, N_("/proxyvote N NAME CHOICE… (代投) — a ballot for a neighbour without a phone"), decide_commands.proxyvote),
+    Command("proxyvote", ("代投",), building_leader, N_("/proxyvote N NAME CHOICE… (代投) — a ballot for a neighbour without a phone"), decide_commands.proxyvote, private=True),
     Command("closevote", ("结束表决",), opener, N_("/closevote N (结束表决) — close the vote on issue N early"), decide_commands.closevote),
     Command("task", ("派单",), committee, N_("/task N OWNER DUE TITLE (派单) — an action item on a passed issue"), decide_commands.task),
     Command("progress", ("进展",), owner, N_("/progress T PCT TEXT (进展) — progress on your action item T"), decide_commands.progress),
     Command("done", ("完成",), owner, N_("/done T (完成) — your action item T is done"), decide_commands.done),
     Command("rate", ("评价",), resident, N_("/rate N 1-5 [WHY] (评价) — is the matter of issue N settled?"), decide_commands.rate),
-    Command("digest", ("摘要", "订阅摘要"), registered, N_("/digest (摘要) — the digest now (leaders, committee); /digest on|off — a weekly one (residents)"), digest_command.run),
-    Command("my", ("我的",), registered, N_("/my (我的) — your issues"), account.my),
-    Command("cancel", ("取消",), anyone, N_("/cancel (取消) — leave the current dialog"), account.cancel),
+    Command("digest", ("摘要", "订阅摘要"), registered, N_("/digest (摘要) — the digest now (leaders, committee); /digest on|off — a weekly one (residents)"), digest_command.run, private=True),
+    Command("my", ("我的",), registered, N_("/my (我的) — your issues"), account.my, private=True),
+    Command("linkgroup", ("绑定本群",), leader, N_("/linkgroup [SCOPE] (绑定本群) — in a group: bind it to your building, grid or a scope"), group_commands.link),
+    Command("unlinkgroup", ("解绑本群",), leader, N_("/unlinkgroup (解绑本群) — in a group: undo its binding"), group_commands.unlink),
+    Command("privacy", ("隐私",), anyone, N_("/privacy (隐私) — what Yishi keeps about you, and why"), account.privacy),
+    Command("cancel", ("取消",), anyone, N_("/cancel (取消) — leave the current dialog"), account.cancel, private=True),
 )
 # fmt: on
 

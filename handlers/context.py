@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy.orm import Session, aliased, joinedload
 
-from flows import settings
+from flows import groups, outbox, settings
 from flows.errors import Refused
 from flows.issues import require_registered
-from handlers.messages import Incoming
+from flows.messages import Incoming
 from locales import DEFAULT_LOCALE, Translator
-from storage.models import Account, DialogState, Household, Person
+from storage.models import Account, DialogState, Group, Household, Person
 from storage.rows import insert_new, locked, one_writer
 from storage.seal import BallotKey
 
@@ -71,6 +71,13 @@ class Ctx:
             else self.session.scalar(_PERSON, {"id": self.sender.person_id})
         )
 
+    @cached_property
+    def group(self) -> Group | None:
+        """The group the message came from, where that group is bound to a scope."""
+        if not self.incoming.is_group:
+            return None
+        return groups.bound(self.session, self.incoming.channel, self.incoming.chat_id)
+
     @property
     def member(self) -> Member | None:
         """The sender's person without loading it (once loaded or bound by /join, as it now is)."""
@@ -113,6 +120,7 @@ def locale_of(account: Account, person: Person | None, default: str = DEFAULT_LO
 
 
 # built once, and read as plain values: loading ORM objects costs more than the query
+_OTHER = aliased(Account)
 _SENDER = (
     select(
         Account.id,
@@ -124,11 +132,20 @@ _SENDER = (
         Person.name,
         Person.moved_out,
         DialogState.account_id.is_not(None),
+        Account.last_seen_at,
+        Account.blocked_at,
+        # another account of the person's was used since this one: this one is to be used now
+        exists().where(
+            _OTHER.person_id == Account.person_id,
+            _OTHER.id != Account.id,
+            _OTHER.last_seen_at > Account.last_seen_at,
+        ),
     )
     .outerjoin(Person, Person.id == Account.person_id)
     .outerjoin(DialogState, DialogState.account_id == Account.id)
     .where(Account.channel == bindparam("channel"), Account.external_id == bindparam("external_id"))
 )
+SEEN_EVERY = timedelta(hours=1)  # how stale `last_seen_at` may grow before a message renews it
 
 
 _PERSON = (
@@ -168,12 +185,33 @@ def load_sender(session: Session, channel: str, external_id: str, now: datetime)
     if row is None:
         hold_account(session, channel, external_id, now)
         row = conn.execute(_SENDER, key).one()
-    account_id, account_locale, person_id, person_locale, household_id, community_id, name, gone, dialog = row
+    account_id, account_locale, person_id, person_locale, household_id, community_id, name, gone, dialog = (
+        row[:9]
+    )
+    seen, blocked, overtaken = row[9:]
+    if (
+        person_id is not None
+        and not gone
+        and (overtaken or blocked or seen is None or now - seen >= SEEN_EVERY)
+    ):
+        seen_now(session, account_id, person_id, now, blocked is not None)
     if person_id is None or gone:
         return Sender(account_id, account_locale, None, None, None, None, None, dialog)
     return Sender(
         account_id, account_locale, person_id, person_locale, household_id, community_id, name, dialog
     )
+
+
+def seen_now(
+    session: Session, account_id: int, person_id: int, now: datetime, was_blocked: bool = True
+) -> None:
+    """The person writes from this account: it is the one to reach them through (kept to the hour,
+    and at every change of account), and no longer blocked; what was held for them goes out."""
+    session.connection().execute(
+        update(Account).where(Account.id == account_id).values(last_seen_at=now, blocked_at=None)
+    )
+    if was_blocked:
+        outbox.release_held(session, person_id, now)
 
 
 def find_account(session: Session, channel: str, external_id: str, now: datetime) -> Account:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from flows import actions, votes
 from flows import issues as flow
 from flows.errors import Refused
+from flows.messages import Reply
 from flows.numbers import whole
 from flows.when import local
-from handlers import dialog
+from handlers import ballot, dialog
 from handlers import format as fmt
 from handlers.context import Ctx, one_arg
-from handlers.messages import Reply
 from handlers.vote_dialog import OPEN_VOTE
+from storage.models import Poll
 
 
 def _words(args: str, usage: str, least: int) -> list[str]:
@@ -35,8 +36,25 @@ def openvote(ctx: Ctx, args: str) -> list[Reply]:
 
 
 def vote(ctx: Ctx, args: str) -> list[Reply]:
-    number, *words = _words(args, "/vote N CHOICE…", 2)
-    poll, chosen, changed = votes.vote(ctx.session, ctx.voter, flow.parse_id(number), words, ctx.now, ctx.key)
+    number, *words = _words(args, "/vote N CHOICE…", 1)
+    issue_id = flow.parse_id(number)
+    if ctx.incoming.is_group or not words:
+        live = votes.live_poll(ctx.session, ctx.voter, issue_id, ctx.now)
+        if live.secret and ctx.incoming.is_group:  # never taken here: the choice would be read by all
+            return [
+                Reply(
+                    ctx.t("A secret ballot is cast in your private chat with me, never in a group."),
+                    start=ballot.start_of(live.id),
+                    retract=True,
+                )
+            ]
+        if not words:  # the ballot, with a button per choice
+            if ctx.incoming.is_group:
+                raise Refused("Usage: {usage}", usage="/vote N CHOICE…")
+            poll = ctx.session.get(Poll, live.id)
+            assert poll is not None
+            return [ballot.private_ballot(ctx, poll)]
+    poll, chosen, changed = votes.vote(ctx.session, ctx.voter, issue_id, words, ctx.now, ctx.key)
     labels = ", ".join(
         fmt.option_label(ctx.t, poll.kind, votes.APPROVE.index(c) + 1, c) if poll.kind == "approve" else c
         for c in chosen

@@ -3,19 +3,25 @@
 A dialog is a table of steps. Each step has a prompt and an answer handler; the handler
 returns the next step's name (or None to finish) and its replies. A refusal inside a step
 undoes what the step did, repeats the prompt and keeps the dialog where it was.
+
+A step's options go out as buttons whose payload names the dialog (with a token of this one
+dialog), the step and the option: `d:raise.3f2a:scope:scope:12`. A pressed button answers only
+the step it was shown for; an old keyboard, or a forged payload, is refused as no longer valid,
+never taken for the answer to another step or for a title.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from flows.errors import Refused
+from flows.messages import Option, Reply
 from flows.numbers import whole
 from handlers import format as fmt
 from handlers.context import Ctx
-from handlers.messages import Option, Reply
 from storage.models import DialogState
 
 LIFETIME = timedelta(hours=24)
@@ -51,9 +57,19 @@ def clear(ctx: Ctx) -> None:
         ctx.dialog = None
 
 
+STALE = "This button is no longer valid."
+
+
+def _prompt(ctx: Ctx, dialog: Dialog, step: str, data: dict) -> Reply:
+    """The step's prompt, its options as buttons that answer this step of this dialog only."""
+    reply = dialog.steps[step].prompt(ctx, data)
+    tag = f"d:{dialog.name}.{data['_token']}:{step}:"
+    return replace(reply, options=tuple(Option(o.label, tag + o.payload) for o in reply.options))
+
+
 def start(ctx: Ctx, dialog: Dialog, data: dict | None = None) -> list[Reply]:
     clear(ctx)
-    data = data or {}
+    data = (data or {}) | {"_token": secrets.token_hex(2)}
     ctx.session.add(
         DialogState(
             account_id=ctx.account.id,
@@ -63,22 +79,33 @@ def start(ctx: Ctx, dialog: Dialog, data: dict | None = None) -> list[Reply]:
             expires_at=ctx.now + LIFETIME,
         )
     )
-    return [dialog.steps[dialog.first].prompt(ctx, data)]
+    return [_prompt(ctx, dialog, dialog.first, data)]
 
 
-def advance(ctx: Ctx, dialog: Dialog, state: DialogState, text: str) -> list[Reply]:
+def pressed(dialog: Dialog, state: DialogState, payload: str) -> str:
+    """The option a button sends, if the button is of this step of this dialog; else refused."""
+    tag = f"d:{dialog.name}.{(state.data or {}).get('_token')}:{state.step}:"
+    if not payload.startswith(tag) or len(payload) == len(tag):
+        raise Refused(STALE)
+    return payload[len(tag) :]
+
+
+def advance(ctx: Ctx, dialog: Dialog, state: DialogState, text: str, button: bool = False) -> list[Reply]:
+    """The step answered with `text` (typed, or a button's option: then the pressed message loses
+    its buttons)."""
     step = dialog.steps[state.step]
     data = dict(state.data or {})
+    done = [Reply("", replace=True)] if button else []
     try:
         with ctx.session.begin_nested():  # a refusal undoes what the step did, and nothing else
             following, replies = step.answer(ctx, data, text)
     except Refused as refusal:
-        return [Reply(fmt.refusal(ctx.t, refusal)), step.prompt(ctx, data)]
+        return [Reply(fmt.refusal(ctx.t, refusal)), _prompt(ctx, dialog, state.step, data)]
     if following is None:
         clear(ctx)
-        return replies
+        return done + replies
     state.step, state.data, state.expires_at = following, data, ctx.now + LIFETIME
-    return [*replies, dialog.steps[following].prompt(ctx, data)]
+    return [*done, *replies, _prompt(ctx, dialog, following, data)]
 
 
 def pick(text: str, options: list[Option]) -> Option | None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flows import audit, digest, scopes
 from flows.errors import Refused
+from flows.messages import Reply
 from handlers import format as fmt
 from handlers.context import Ctx
-from handlers.messages import Reply
 
 SWITCH = {"on": True, "off": False, "开": True, "关": False, "订阅": True, "退订": False}
 

@@ -12,22 +12,25 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from flows.clock import Clock
 from flows.errors import Refused
-from handlers import dialog
+from flows.messages import Incoming, Reply
+from handlers import ballot, dialog
 from handlers import format as fmt
 from handlers.commands import BY_ALIAS, BY_NAME, CANCEL, REFUSALS, Command, registered, unbound
 from handlers.context import Ctx, choose_locale, load_sender
-from handlers.messages import Incoming, Reply
 from handlers.raise_dialog import RAISE
 from handlers.vote_dialog import OPEN_VOTE
 from locales import DEFAULT_LOCALE, N_, Translator
 from storage.db import Database
-from storage.models import DialogState
+from storage.models import DialogState, HandledUpdate
+from storage.rows import insert_new
 from storage.seal import BallotKey
 
 log = logging.getLogger("yishi.dispatch")
@@ -39,6 +42,24 @@ _SLASH = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
 APOLOGY = N_("Sorry, something went wrong on our side and nothing was changed. Please try again later.")
 
 
+_START = re.compile(r"^[A-Za-z0-9]{1,40}$")
+UNBOUND_GROUP = ("linkgroup", "help", "start")  # what a group not bound to a scope is answered
+
+
+def private_pointer(ctx: Ctx, name: str, args: str = "") -> Reply:
+    """The answer in a group to what is done in the private chat: a pointer there (a deep link on
+    Telegram) that starts it."""
+    start = f"{name}_{args}" if _START.match(args) else name
+    return Reply(ctx.t("Please continue in your private chat with me: /{command}", command=name), start=start)
+
+
+def _first_time(session: Session, incoming: Incoming, now: datetime) -> bool:
+    """Record the update's key with the transaction that handles it: a repeat finds it (and, on
+    PostgreSQL, waits for the first to commit or roll back)."""
+    row = {"channel": incoming.channel, "key": incoming.update_key, "handled_at": now}
+    return insert_new(session, HandledUpdate.__table__, row, ("channel", "key")) == 1
+
+
 def redact(incoming: Incoming) -> Incoming:
     """The update as it may be logged: no arguments of vote commands, no vote button payloads."""
     text, payload = incoming.text, incoming.payload
@@ -47,7 +68,7 @@ def redact(incoming: Incoming) -> Incoming:
         text = first[0] + " [redacted]"
     if payload and payload.startswith("v:"):
         payload = "v:[redacted]"
-    return Incoming(incoming.channel, incoming.account_id, incoming.chat_id, text, payload, incoming.is_group)
+    return replace(incoming, text=text, payload=payload)
 
 
 @dataclass(frozen=True)
@@ -88,16 +109,20 @@ class Dispatcher:
         self.default_locale, self.default_timezone = default_locale, default_timezone
 
     def handle(self, incoming: Incoming) -> list[Reply]:
-        text = unicodedata.normalize("NFKC", incoming.payload or incoming.text or "").strip()
+        text = unicodedata.normalize("NFKC", incoming.text or "").strip()
         locale = self.default_locale
         ctx: Ctx | None = None
         for attempt in (1, 2):
             try:
                 with self.db.transaction() as session:
                     now = self.clock.now()
+                    if incoming.update_key is not None and not _first_time(session, incoming, now):
+                        return []  # a repeat of an update handled already (a retried webhook)
                     sender = load_sender(session, incoming.channel, incoming.account_id, now)
                     locale = choose_locale(sender.person_locale, sender.account_locale, self.default_locale)
-                    state = session.get(DialogState, sender.account_id) if sender.in_dialog else None
+                    # a group never advances a person's dialog: it is not even read there
+                    in_dialog = sender.in_dialog and not incoming.is_group
+                    state = session.get(DialogState, sender.account_id) if in_dialog else None
                     ctx = Ctx(
                         session,
                         sender,
@@ -108,10 +133,13 @@ class Dispatcher:
                         self.default_timezone,
                         state,
                     )
+                    if incoming.payload is not None:
+                        return self._press(ctx, incoming.payload.strip())
                     return self._route(ctx, text)
             except Refused as refusal:  # a command said no and its whole transaction is undone
                 assert ctx is not None
-                return [Reply(fmt.refusal(ctx.t, refusal))]
+                # a pressed button is answered on the button
+                return [Reply(fmt.refusal(ctx.t, refusal), alert=incoming.payload is not None)]
             except DBAPIError as exc:
                 # a connection the database dropped (a restart) is found out by its first use: once
                 # more on a new one, rather than checking every connection before every message
@@ -125,8 +153,20 @@ class Dispatcher:
                 return [Reply(Translator(locale)(APOLOGY))]
         raise AssertionError("unreachable")
 
+    def _press(self, ctx: Ctx, payload: str) -> list[Reply]:
+        """A button: a vote's, or a step's of the sender's dialog (never in a group)."""
+        if payload.startswith("v:"):
+            return ballot.press(ctx, payload)
+        state = dialog.load(ctx) if payload.startswith("d:") else None
+        if state is None:
+            raise Refused(dialog.STALE)
+        flow = DIALOGS[state.flow]
+        return dialog.advance(ctx, flow, state, dialog.pressed(flow, state, payload), button=True)
+
     def _route(self, ctx: Ctx, text: str) -> list[Reply]:
         parsed = parse(text, ctx.incoming.is_group)
+        if ctx.incoming.is_group:
+            return [] if parsed is None else self._in_group(ctx, parsed)
         state = dialog.load(ctx)
         if state is not None:
             # a vote keyword leaves too: dialog data never holds the arguments of a vote
@@ -144,9 +184,28 @@ class Dispatcher:
                 except Refused as refusal:
                     return [left, Reply(fmt.refusal(ctx.t, refusal))]
         if parsed is None:
-            if ctx.incoming.is_group or not text:
+            if not text:
                 return []
             return [Reply(ctx.t("I did not understand that. Send /help for the commands you can use."))]
+        return self._run(ctx, parsed)
+
+    def _in_group(self, ctx: Ctx, parsed: Parsed) -> list[Reply]:
+        """In a group: commands only (others' are left to other bots). What needs a dialog or privacy
+        is answered with a pointer to the private chat; a group not bound to a scope yet answers
+        only what binds it."""
+        command = parsed.command
+        if command is None:
+            return []
+        if ctx.group is None and command.name not in UNBOUND_GROUP:
+            return [
+                Reply(
+                    ctx.t(
+                        "This group is not bound to a scope yet: a building leader, grid worker or committee member can bind it with /linkgroup."
+                    )
+                )
+            ]
+        if command.private:
+            return [private_pointer(ctx, command.name, parsed.args)]
         return self._run(ctx, parsed)
 
     def _run(self, ctx: Ctx, parsed: Parsed) -> list[Reply]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flows import issues as flow
 from flows import lifecycle
 from flows.errors import Refused
+from flows.messages import Reply
 from flows.numbers import whole
 from handlers import dialog
 from handlers import format as fmt
 from handlers.context import Ctx, one_arg
-from handlers.messages import Reply
 from handlers.raise_dialog import RAISE, support_reply
 
 REVIEW_WORDS = {"keep": "keep", "保留": "keep", "remove": "remove", "删除": "remove", "移除": "remove"}

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from flows import issues as flow
 from flows.errors import Refused
+from flows.messages import Option, Reply
 from handlers import format as fmt
 from handlers.context import Ctx
 from handlers.dialog import NO, YES, Dialog, Step, choose, pick
-from handlers.messages import Option, Reply
 from storage.models import Issue, Scope
 
 

@@ -12,12 +12,12 @@ from datetime import datetime
 from flows import issues as issue_flow
 from flows import votes
 from flows.errors import Refused
+from flows.messages import Option, Reply
 from flows.numbers import whole
 from flows.when import local, parse_moment
 from handlers import format as fmt
 from handlers.context import Ctx
 from handlers.dialog import NO, YES, Dialog, Step, choose, pick
-from handlers.messages import Option, Reply
 from storage.models import Issue
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -109,8 +110,56 @@ class Account(Base):
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
     locale: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # when the person last wrote from it (kept to the hour, and on every change of account): the
+    # bot reaches a person through the account they used last that can be reached now
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # the platform refused to deliver to it (the person blocked the bot): messages are held until
+    # they write again
+    blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     person: Mapped[Person | None] = relationship()
+
+
+class Group(Base):
+    """A group chat bound to a scope (`/linkgroup`): what the bot announces in the scope goes there.
+    One group, one scope; a scope has at most one group on each channel."""
+
+    __tablename__ = "groups"
+    __table_args__ = (
+        UniqueConstraint("channel", "chat_id"),
+        Index(
+            "uq_groups_bound_scope",
+            "scope_id",
+            "channel",
+            unique=True,
+            sqlite_where=text("unbound_at IS NULL"),
+            postgresql_where=text("unbound_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(128))
+    community_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"), index=True)
+    scope_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"))
+    title: Mapped[str | None] = mapped_column(String(200))
+    bound_by: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    bound_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # undone by /unlinkgroup (the row stays: what was sent to the group refers to it)
+    unbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    scope: Mapped[Scope] = relationship(foreign_keys=[scope_id])
+
+
+class HandledUpdate(Base):
+    """A platform update handled once: its key is recorded in the transaction that handles it, so
+    a repeat (a webhook retried, a second worker) finds it and is ignored."""
+
+    __tablename__ = "handled_updates"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    handled_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class Invite(Base):
@@ -133,7 +182,7 @@ class Setting(Base):
 
     community_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(200))
+    value: Mapped[str] = mapped_column(Text)  # a privacy notice is a paragraph
 
 
 class Issue(Base):
@@ -227,35 +276,56 @@ class DialogState(Base):
 
 
 class Outbox(Base):
-    """A message the bot sends on its own, written in the transaction of its cause."""
+    """A message the bot sends on its own, written in the transaction of its cause, addressed to a
+    person or a bound group; the account is chosen when it is sent."""
 
     __tablename__ = "outbox"
-    # only the messages still waiting: the index does not grow with all that was ever sent
     __table_args__ = (
+        # only the messages still waiting: the index does not grow with all that was ever sent
         Index(
             "ix_outbox_waiting",
             "next_attempt_at",
-            sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
-            postgresql_where=text("sent_at IS NULL AND failed_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL AND failed_at IS NULL AND held_at IS NULL"),
+            postgresql_where=text("sent_at IS NULL AND failed_at IS NULL AND held_at IS NULL"),
         ),
+        Index(
+            "ix_outbox_held",
+            "person_id",
+            sqlite_where=text("held_at IS NOT NULL"),
+            postgresql_where=text("held_at IS NOT NULL"),
+        ),
+        CheckConstraint("(person_id IS NULL) <> (group_id IS NULL)", name="one_target"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"), index=True)
+    # the account it went to (or was last tried on), chosen when it was sent
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     # a message id and its parameters: rendered in the reader's language when it is sent
     msgid: Mapped[str] = mapped_column(Text)
     params: Mapped[dict] = mapped_column(JSON, default=dict)
+    # what makes it worth sending (`poll:7`, `item:3`): once that has passed, it is dropped
+    reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # no account of the person can take it now (blocked, a window closed): waits for them
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(String(500))
     # the text as first rendered (a retry sends the same words) and how many of its parts are out
     rendered: Mapped[str | None] = mapped_column(Text)
     parts_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the platform's id of the message sent, where a later edit needs it (a group's vote message)
+    sent_ref: Mapped[str | None] = mapped_column(String(64))
+    # a group's vote message, kept current by edits: when it was last edited, and what it showed
+    live: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    shown: Mapped[str | None] = mapped_column(Text)
 
-    account: Mapped[Account] = relationship()
+    account: Mapped[Account | None] = relationship()
 
 
 class AuditChain(Base):

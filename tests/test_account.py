@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from flows.messages import Incoming
 from handlers.dispatch import Dispatcher
-from handlers.messages import Incoming
 from storage.models import Account, Invite, Person
 from tests.harness import TestBot, ballot_key
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
-from flows import register, schedule
+from flows import register, schedule, settings
 from storage.db import Database
 from storage.models import Account, ActionItem, DueWork, Issue, Outbox, Person
 from tests.conftest import START, empty_database
@@ -38,6 +38,8 @@ def items_due(db: Database, n: int) -> set[int]:
             Account(channel="telegram", external_id=str(10_000 + p.id), person_id=p.id, created_at=START)
             for p in people
         )
+        # these tests run at whatever time it is: no quiet hours hold the reminders back
+        settings.put(session, people[0].community_id, "quiet_hours", "off")
         author = people[0]
         issue = Issue(
             community_id=author.community_id, scope_id=author.community_id, author_id=author.id, title="加装电梯",

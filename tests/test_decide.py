@@ -219,7 +219,8 @@ def test_no_quorum_and_a_second_vote(bot_en: TestBot) -> None:
 REFUSALS = [
     ("欧阳明", "/vote 1 1", "There is no open vote on issue #1."),
     ("欧阳明", "/vote 9 1", "There is no issue #9."),
-    ("欧阳明", "/vote 1", "Usage: /vote N CHOICE…"),
+    ("欧阳明", "/vote 1", "There is no open vote on issue #1."),  # /vote N alone shows the ballot
+    ("欧阳明", "/vote", "Usage: /vote N CHOICE…"),
     ("吴师傅", "/openvote 1", "Only building leaders and committee members can do this."),
     ("马建国", "/openvote 1", "Only the building's leader or the committee can open a vote on issue #1."),
     ("欧阳明", "/task 1 吴师傅 3d 修电梯", "Only committee members can do this."),

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from flows import issues as flow
 from flows import register
+from flows.messages import Incoming
 from handlers.dispatch import parse, redact
-from handlers.messages import Incoming
 from storage.db import Database
 from storage.models import Support
 from tests.conftest import START, empty_database

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from flows.clock import FixedClock
+from flows.messages import Incoming
 from handlers.commands import COMMANDS
 from handlers.dispatch import APOLOGY, Dispatcher, parse
-from handlers.messages import Incoming
 from locales import translate
 from storage.db import Database
 from storage.models import Account, DialogState, Person
@@ -109,6 +109,8 @@ def test_plain_text_changes_nothing(
         session.query(DialogState).delete()
     who = data.draw(st.sampled_from(accounts))
     text = data.draw(TEXT.filter(lambda s: parse(unicodedata.normalize("NFKC", s).strip(), False) is None))
+    # the account has written lately (which account a person uses is kept, to the hour)
+    _dispatcher(db).handle(Incoming(_channel(who), who, who, text="/help"))
     before = bot.snapshot()
     _dispatcher(db).handle(Incoming(_channel(who), who, who, text=text))
     assert bot.snapshot() == before

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from flows import actions, due, people, register, votes
 from flows import issues as issue_flow
-from handlers.messages import Incoming
+from flows.messages import Incoming
 from storage.db import Database
 from storage.models import (
     Account,

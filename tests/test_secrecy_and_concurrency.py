@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from flows import people, register
 from flows.clock import FixedClock
+from flows.messages import Incoming
 from handlers.dispatch import Dispatcher
-from handlers.messages import Incoming
 from storage.db import Database
 from storage.models import Account, AuditLog, Ballot, Base, Outbox, Participation, Person, Poll, PollOption
 from tests.conftest import START, empty_database

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 
-from handlers.messages import Incoming
+from flows.messages import Incoming
 from storage.db import Database
 from tests.harness import TestBot
 from tests.test_decide import discussing, open_vote
@@ -58,7 +58,7 @@ def test_a_comment(bot_en: TestBot) -> None:
     bot_en.raise_issue("1栋电梯经常停运")
     n, reply = count(bot_en, "王芳", "/comment 1 同意")
     assert "Comment C1 added" in reply
-    assert n == expected(bot_en, sqlite=7, postgres=8)
+    assert n == expected(bot_en, sqlite=6, postgres=7)
 
 
 @pytest.mark.parametrize("secret", [False, True], ids=["open", "secret"])

@@ -13,9 +13,10 @@ from sqlalchemy import select
 from bot.channels.telegram import TelegramChannel
 from bot.config import Config
 from bot.scheduler import Wakeup, run_once
+from flows.messages import Incoming
 from flows.outbox import backoff
 from storage.db import Database
-from storage.models import Outbox
+from storage.models import Account, Outbox
 from tests.fake_telegram import FakeTelegram, running
 from tests.harness import YISHI, TestBot, comments_on_another_channel, raised_twenty_days_ago
 
@@ -45,23 +46,33 @@ def test_messages_reach_the_residents_private_chat_in_their_language(bot: TestBo
     assert all(row.sent_at == bot.clock.now() for row in outbox_rows(bot))
 
 
-def test_a_blocked_bot_fails_for_good_and_is_not_tried_again(bot: TestBot) -> None:
+def held(bot: TestBot) -> bool:
+    """Every message is held for its reader, none failed, and their Telegram account is blocked."""
+    rows = outbox_rows(bot)
+    with bot.db.transaction() as session:
+        blocked = session.scalar(select(Account.blocked_at).where(Account.external_id == str(CHAT)))
+    return blocked is not None and all(r.held_at is not None and r.failed_at is None for r in rows)
+
+
+def test_a_resident_who_blocked_the_bot_gets_the_messages_once_they_write_again(bot: TestBot) -> None:
     comments_on_another_channel(bot, "telegram", str(CHAT))
     with running(FakeTelegram(chats={CHAT}, blocked={CHAT})) as fake:
         assert send_due(bot, fake) == 0
         bot.advance(timedelta(days=1))
         assert send_due(bot, fake) == 0
-    rows = outbox_rows(bot)
-    assert all(r.failed_at is not None and r.attempts == 1 for r in rows)
-    assert rows[0].error == "Forbidden: bot was blocked by the user"
+        assert held(bot) and outbox_rows(bot)[0].error == "Forbidden: bot was blocked by the user"
+        fake.blocked.clear()  # they unblock the bot and write to it
+        bot.app.dispatcher.handle(Incoming("telegram", str(CHAT), str(CHAT), text="/help"))
+        assert send_due(bot, fake) == 3
+    assert fake.texts_to(CHAT) == COMMENTS
 
 
-def test_a_chat_that_does_not_exist_fails_for_good(bot: TestBot) -> None:
+def test_a_chat_that_does_not_exist_holds_the_messages(bot: TestBot) -> None:
     comments_on_another_channel(bot, "telegram", str(CHAT))
     with running(FakeTelegram(chats=set())) as fake:
         assert send_due(bot, fake) == 0
-    assert {r.error for r in outbox_rows(bot)} == {"Chat not found"}
-    assert all(r.failed_at is not None for r in outbox_rows(bot))
+        assert send_due(bot, fake) == 0
+    assert held(bot) and outbox_rows(bot)[0].error == "Chat not found"
 
 
 @pytest.mark.asyncio
@@ -72,14 +83,13 @@ async def test_an_outage_is_tried_again_after_the_backoff_and_each_message_arriv
             bot.app, [TelegramChannel(Config(telegram_token=fake.token, telegram_api_url=fake.api_url))]
         )
         assert await wakeup.connect() == []
-        fake.unavailable = 1  # the first message meets a 502
-        assert await asyncio.to_thread(wakeup.step) == (0, 2)
-        waiting = [r for r in outbox_rows(bot) if r.sent_at is None]
-        assert len(waiting) == 1 and waiting[0].next_attempt_at == bot.clock.now() + backoff(1)
-        assert waiting[0].error == "Bad Gateway"
+        fake.unavailable = 1  # the first message meets a 502: its chat's others wait with it
+        assert await asyncio.to_thread(wakeup.step) == (0, 0)
+        first = outbox_rows(bot)[0]
+        assert first.next_attempt_at == bot.clock.now() + backoff(1) and first.error == "Bad Gateway"
         assert await asyncio.to_thread(wakeup.step) == (0, 0)  # not due again yet
         bot.advance(backoff(1))
-        assert await asyncio.to_thread(wakeup.step) == (0, 1)
+        assert await asyncio.to_thread(wakeup.step) == (0, 3)
         await wakeup.disconnect()
     assert sorted(fake.texts_to(CHAT)) == sorted(COMMENTS)
 
@@ -111,11 +121,12 @@ def test_flood_control_is_waited_out_and_the_message_sent_once(bot: TestBot) -> 
     assert all(r.attempts == 1 for r in outbox_rows(bot))
 
 
-def test_a_user_who_never_started_the_bot_fails_for_good(bot: TestBot) -> None:
+def test_a_user_who_never_started_the_bot_is_held_for(bot: TestBot) -> None:
     comments_on_another_channel(bot, "telegram", str(CHAT))
     with running(FakeTelegram(chats={CHAT}, strangers={CHAT})) as fake:
         assert send_due(bot, fake) == 0
-    assert {r.error for r in outbox_rows(bot)} == {"Forbidden: bot can't initiate conversation with a user"}
+        assert send_due(bot, fake) == 0  # its other messages: held, not tried
+    assert held(bot) and outbox_rows(bot)[0].error == "Forbidden: bot can't initiate conversation with a user"
 
 
 def test_a_long_digest_arrives_in_parts_each_within_telegrams_limit(bot: TestBot) -> None:

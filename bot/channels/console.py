@@ -1,12 +1,16 @@
 """The console: a channel like Telegram and WeChat, on a terminal or a script on stdin.
 
-Beyond the shared vocabulary it knows two commands of its own: `/as NAME` speaks as a
-person of the register (as if their account were bound here), and `/clock +3d` moves
-the console's clock. What the bot sends to anyone else is printed as `[→ NAME] text`.
+Beyond the shared vocabulary it knows commands of its own: `/as NAME` speaks as a person of
+the register (as if their account were bound here), `/in GROUP` speaks in a group chat of that
+name (`/in` alone: back to the private chat), `/press N` presses the Nth button of the last
+message with buttons in the chat, and `/clock +3d` moves the console's clock. What the bot
+sends to anyone else is printed as `[→ NAME] text`, to a group as `[→ GROUP scope] text`, and a
+group's vote message edited as `[✎ GROUP scope] text`.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 import unicodedata
 from typing import TextIO
@@ -14,44 +18,67 @@ from typing import TextIO
 from sqlalchemy import select
 
 from bot.app import App
-from flows import people
+from flows import outbox, people
 from flows.clock import MovableClock
 from flows.errors import Refused
-from flows.outbox import Recipient
+from flows.messages import Incoming, Option, Reply
+from flows.outbox import Pace, Recipient
 from flows.when import parse_duration
 from handlers import format as fmt
-from handlers.context import find_account, locale_of, person_of
-from handlers.messages import Incoming, Reply
+from handlers.context import SEEN_EVERY, find_account, locale_of, person_of, seen_now
 from locales import Translator
 from storage.models import Household, Person, Scope
 
 CHANNEL = "console"
 UNBOUND = "local"
+PRIVATE = "console"  # the chat id of the private chat
 
 
 class Console:
     def __init__(self, app: App, out: TextIO = sys.stdout) -> None:
         self.app, self.out = app, out
         self.account_id = UNBOUND
+        self.chat = PRIVATE  # where the speaker speaks: the private chat, or a group's name
+        self.buttons: dict[str, tuple[Option, ...]] = {}  # the last buttons shown in each chat
+        self.refs = itertools.count(1)
 
     # --- the channel's two directions -------------------------------------------------
 
     max_length = None  # a terminal takes a digest whole
+    quiet_hours = False  # and wakes nobody at night
 
-    def send(self, recipient: Recipient, text: str) -> None:
+    def send(self, recipient: Recipient, message: Reply) -> str:
         """Deliver a message the bot sends on its own (the outbox's sender for this channel)."""
-        self.print(f"[→ {recipient.name}] {text}")
+        self.print(f"[→ {recipient.name}] {self.render(recipient.chat_id, message)}")
+        return str(next(self.refs))
+
+    def edit(self, recipient: Recipient, ref: str, message: Reply) -> None:
+        self.print(f"[✎ {recipient.name}] {self.render(recipient.chat_id, message)}")
+
+    def pace(self, recipient: Recipient) -> Pace | None:
+        return None  # a terminal is never flooded
 
     def print(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
 
+    def render(self, chat: str, reply: Reply) -> str:
+        """A message as printed: its text, its buttons as `[n] label` (remembered for /press),
+        and where it points to."""
+        lines = [reply.text] if reply.text else []
+        if reply.options:
+            self.buttons[chat] = reply.options
+            lines += [f"[{n}] {o.label}" for n, o in enumerate(reply.options, start=1)]
+        if reply.start:
+            lines.append(f"(→ /start {reply.start})")
+        return "\n".join(lines)
+
     def show(self, replies: list[Reply]) -> None:
         for reply in replies:
-            lines = [reply.text] if reply.text else []
-            lines += [f"[{n}] {o.label}" for n, o in enumerate(reply.options, start=1)]
-            if lines:
-                self.print("\n".join(lines))
+            chat = PRIVATE if reply.private else self.chat
+            text = self.render(chat, reply)
+            if text:
+                self.print(f"[! {text}]" if reply.alert else text)
 
     # --- one line typed ---------------------------------------------------------------
 
@@ -64,9 +91,34 @@ class Console:
             self.show([self.speak_as(rest.strip())])
         elif word == "/clock":
             self.show([self.move_clock(rest.strip())])
+        elif word == "/in":
+            self.show([self.speak_in(rest.strip())])
+        elif word == "/press":
+            self.show(self.press(rest.strip()))
         else:
-            self.show(self.app.dispatcher.handle(Incoming(CHANNEL, self.account_id, CHANNEL, text=text)))
+            self.show(self.app.dispatcher.handle(self.incoming(text=text)))
         self.deliver()
+
+    def incoming(self, text: str = "", payload: str | None = None) -> Incoming:
+        group = self.chat != PRIVATE
+        # a console's operator is taken for an admin of the groups it speaks in
+        return Incoming(
+            CHANNEL, self.account_id, self.chat, text, payload, is_group=group, group_admin=group or None
+        )
+
+    def press(self, arg: str) -> list[Reply]:
+        buttons = self.buttons.get(self.chat, ())
+        number = int(arg) if arg.isdigit() else 0
+        if not 1 <= number <= len(buttons):
+            return [Reply(self._t()("There is no button {n} here.", n=arg or "?"))]
+        return self.app.dispatcher.handle(self.incoming(payload=buttons[number - 1].payload))
+
+    def speak_in(self, name: str) -> Reply:
+        t = self._t()
+        self.chat = name or PRIVATE
+        if not name:
+            return Reply(t("Now in your private chat."))
+        return Reply(t("Now in the group {name}.", name=name))
 
     def deliver(self) -> None:
         """The console is its own clock: what fell due runs, then what the bot says is printed."""
@@ -87,8 +139,15 @@ class Console:
             with self.app.db.transaction() as session:
                 person = people.find(session, name)
                 external = f"person:{person.id}"
-                account = find_account(session, CHANNEL, external, self.app.clock.now())
-                account.person_id = person.id
+                now = self.app.clock.now()
+                account = find_account(session, CHANNEL, external, now)
+                if account.person_id != person.id:
+                    account.person_id = person.id
+                    outbox.release_held(session, person.id, now)  # a new way to reach them
+                if account.last_seen_at is None or now - account.last_seen_at >= SEEN_EVERY:
+                    seen_now(
+                        session, account.id, person.id, now, was_blocked=False
+                    )  # the console speaks as them
                 where = _where(session, person)
                 t = Translator(locale_of(account, person, self.app.config.locale))
         except Refused as refusal:

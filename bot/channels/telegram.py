@@ -11,21 +11,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Coroutine
 from concurrent.futures import CancelledError
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TypeVar
 
 # durations as timedelta, as python-telegram-bot 22.2+ asks of new code (else each flood-control
 # answer warns that the old int/float form is deprecated); nothing here reads one
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
-from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 
 from bot.channels import TOKEN_REFUSED, UNREACHABLE, ChannelUnavailable
 from bot.config import Config
-from flows.outbox import DeliveryFailed, Recipient
+from flows.messages import Reply
+from flows.outbox import DeliveryFailed, Pace, Recipient
 
 CHANNEL = "telegram"
 DEFAULT_API_URL = "https://api.telegram.org/bot"
@@ -34,11 +38,14 @@ DEFAULT_API_URL = "https://api.telegram.org/bot"
 SEND_TIMEOUT = 120.0
 
 log = logging.getLogger("yishi.telegram")
+T = TypeVar("T")
+GROUP_PACE = Pace(20, 60)
 
 
 class TelegramChannel:
     name = CHANNEL
     max_length = MessageLimit.MAX_TEXT_LENGTH  # longer texts (a digest) go in parts, cut at line ends
+    quiet_hours = True
 
     def __init__(self, config: Config) -> None:
         self.api_url = config.telegram_api_url or DEFAULT_API_URL
@@ -63,29 +70,77 @@ class TelegramChannel:
     async def stop(self) -> None:
         await self.bot.shutdown()
 
-    def send(self, recipient: Recipient, text: str) -> None:
-        """The outbox's sender (called from a worker thread while the loop runs)."""
-        if self.loop is None:
-            raise DeliveryFailed("the Telegram channel is not started")
+    def send(self, recipient: Recipient, message: Reply) -> str | None:
+        """The outbox's sender (called from a worker thread while the loop runs); the message id."""
+        sent = self._call(self._send(self._chat(recipient), message))
+        return None if sent is None else str(sent)
+
+    def edit(self, recipient: Recipient, ref: str, message: Reply) -> None:
+        self._call(self._edit(self._chat(recipient), int(ref), message))
+
+    def pace(self, recipient: Recipient) -> Pace | None:
+        """Telegram's limit per group, 20 messages a minute: paced here, before the rate limiter
+        would halt every request (its overall 30 a second it keeps itself)."""
+        return GROUP_PACE if recipient.is_group else None
+
+    def markup(self, message: Reply) -> InlineKeyboardMarkup | None:
+        """The buttons of a message, one a row; a pointer to the private chat is a deep link."""
+        rows = [[InlineKeyboardButton(o.label, callback_data=o.payload)] for o in message.options]
+        if message.start:
+            link = f"https://t.me/{self.bot.username}?start={message.start}"
+            rows.append([InlineKeyboardButton(f"→ @{self.bot.username}", url=link)])
+        return InlineKeyboardMarkup(rows) if rows else None
+
+    def _chat(self, recipient: Recipient) -> int:
         try:
-            chat_id = int(recipient.external_id)
+            return int(recipient.chat_id)
         except ValueError:
-            raise DeliveryFailed(
-                f"not a Telegram chat id: {recipient.external_id!r}", permanent=True
-            ) from None
-        future = asyncio.run_coroutine_threadsafe(self._send(chat_id, text), self.loop)
+            raise DeliveryFailed(f"not a Telegram chat id: {recipient.chat_id!r}", permanent=True) from None
+
+    def _call(self, coroutine: Coroutine[object, object, T]) -> T:
+        if self.loop is None:
+            coroutine.close()
+            raise DeliveryFailed("the Telegram channel is not started")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
         try:
-            future.result(SEND_TIMEOUT)
+            return future.result(SEND_TIMEOUT)
         except FutureTimeout:
             future.cancel()
             raise DeliveryFailed("Telegram did not answer in time") from None
         except CancelledError:  # the process is stopping
             raise DeliveryFailed("sending was cancelled") from None
 
-    async def _send(self, chat_id: int, text: str) -> None:
+    async def _send(self, chat_id: int, message: Reply) -> int:
         try:
-            await self.bot.send_message(chat_id=chat_id, text=text)
-        except (Forbidden, BadRequest) as exc:  # blocked, never started, chat gone, text refused: final
-            raise DeliveryFailed(exc.message, permanent=True) from None
-        except TelegramError as exc:  # network, timeouts, flood control beyond the retries
-            raise DeliveryFailed(exc.message) from None
+            sent = await self.bot.send_message(
+                chat_id=chat_id, text=message.text, reply_markup=self.markup(message)
+            )
+        except TelegramError as exc:
+            raise failure(exc) from None
+        return sent.message_id
+
+    async def _edit(self, chat_id: int, message_id: int, message: Reply) -> None:
+        try:
+            await self.bot.edit_message_text(
+                chat_id=chat_id, message_id=message_id, text=message.text, reply_markup=self.markup(message)
+            )
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():  # unchanged counts as done
+                raise failure(exc) from None
+        except TelegramError as exc:
+            raise failure(exc) from None
+
+
+def failure(exc: TelegramError) -> DeliveryFailed:
+    """What a Telegram error means for the outbox: a blocked or deleted account waits for the
+    person; a flood control's wait is honoured for that chat; a refused text fails for good."""
+    if isinstance(exc, RetryAfter):
+        return DeliveryFailed(exc.message, retry_after=exc.retry_after.total_seconds())
+    if isinstance(exc, Forbidden) or (
+        isinstance(exc, BadRequest) and "chat not found" in exc.message.lower()
+    ):
+        # blocked by the user, never started, kicked from the group, the chat gone: until they write
+        return DeliveryFailed(exc.message, blocked=True)
+    if isinstance(exc, BadRequest):  # a text refused: no retry helps
+        return DeliveryFailed(exc.message, permanent=True)
+    return DeliveryFailed(exc.message)  # network, timeouts, flood control beyond the retries

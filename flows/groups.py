@@ -1,0 +1,137 @@
+"""Group chats bound to scopes (`/linkgroup`, `/unlinkgroup`): where the bot announces what
+happens in a building, a grid or the whole community.
+
+A building leader binds their building's group, a grid worker their grid's, the committee a
+group for any scope of the community. One group, one scope; a scope has at most one group on
+each channel. The channel may add its own check (on Telegram: the person is an admin of the
+group), which arrives as `admin`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from flows import audit, scopes
+from flows.errors import Refused
+from storage.models import Group, Outbox, Person, Scope
+from storage.rows import locked
+
+BINDERS = ("building_leader", "grid_worker", "committee")
+
+
+def bound(session: Session, channel: str, chat_id: str) -> Group | None:
+    """The group's binding, if it has one."""
+    return session.scalar(
+        select(Group).where(Group.channel == channel, Group.chat_id == chat_id, Group.unbound_at.is_(None))
+    )
+
+
+def _scope_named(session: Session, person: Person, name: str) -> Scope:
+    """A scope of the person's community by its full path, or by its name where that is unique."""
+    tree = session.scalars(
+        select(Scope).where((Scope.id == person.community_id) | (Scope.community_id == person.community_id))
+    ).all()
+    found = [s for s in tree if s.path == name] or [s for s in tree if s.name == name]
+    if len(found) != 1:
+        if found:
+            raise Refused(
+                "Several scopes are called {name}: give the full path, e.g. {path}.",
+                name=name,
+                path=found[0].path,
+            )
+        raise Refused("There is no scope {name} in your community.", name=name)
+    return found[0]
+
+
+def _default_scope(session: Session, person: Person) -> Scope:
+    """What a person binds when they name no scope: the committee the community, a grid worker
+    their grid, a building leader their building."""
+    have = scopes.roles(person)
+    if "committee" in have:
+        community = session.get(Scope, person.community_id)
+        assert community is not None
+        return community
+    grid = scopes.duty_grid(session, person) if "grid_worker" in have else None
+    building = scopes.duty_building(session, person) if "building_leader" in have else None
+    found = grid or building
+    if found is None:
+        raise Refused("Only building leaders, grid workers and committee members can bind a group.")
+    return found
+
+
+def bind(
+    session: Session, person: Person, channel: str, chat_id: str, scope_name: str, now: datetime,
+    admin: bool | None, title: str | None = None,
+) -> Group:  # fmt: skip
+    if admin is False:
+        raise Refused("Only an admin of this group can bind it.")
+    scope = _scope_named(session, person, scope_name) if scope_name else _default_scope(session, person)
+    if not scopes.leads(session, person, scope, BINDERS):
+        raise Refused(
+            "You cannot bind a group to {scope}: a building leader binds their building, a grid worker their grid, the committee any scope.",
+            scope=scope.path,
+        )
+    # held until commit: two binds of the same group or scope at once end with one
+    group = session.scalar(locked(select(Group).where(Group.channel == channel, Group.chat_id == chat_id)))
+    if group is not None and group.unbound_at is None:
+        raise Refused("This group is already bound to {scope}; /unlinkgroup first.", scope=group.scope.path)
+    taken = session.scalar(
+        select(Group).where(Group.scope_id == scope.id, Group.channel == channel, Group.unbound_at.is_(None))
+    )
+    if taken is not None:
+        raise Refused("{scope} already has a group here; it must be unbound there first.", scope=scope.path)
+    if group is None:
+        group = Group(channel=channel, chat_id=chat_id)
+        session.add(group)
+    group.community_id, group.scope_id, group.scope = scopes.community_id(scope), scope.id, scope
+    group.bound_by, group.bound_at, group.unbound_at, group.title = person.id, now, None, title
+    session.flush()
+    audit.append(
+        session, at=now, action="link group", community_id=group.community_id, actor_id=person.id,
+        detail={"group": group.id, "channel": channel, "scope": scope.path},
+    )  # fmt: skip
+    return group
+
+
+def unbind(
+    session: Session, person: Person, channel: str, chat_id: str, now: datetime, admin: bool | None
+) -> Group:
+    """Undo a binding: who may bind the scope, or who bound it. What was queued for the group and
+    not sent fails, saying so."""
+    if admin is False:
+        raise Refused("Only an admin of this group can unbind it.")
+    group = session.scalar(
+        locked(
+            select(Group).where(
+                Group.channel == channel, Group.chat_id == chat_id, Group.unbound_at.is_(None)
+            )
+        )
+    )
+    if group is None:
+        raise Refused("This group is not bound to a scope.")
+    if group.community_id != person.community_id or not (
+        group.bound_by == person.id or scopes.leads(session, person, group.scope, BINDERS)
+    ):
+        raise Refused("Only who may bind {scope} can unbind this group.", scope=group.scope.path)
+    group.unbound_at = now
+    session.execute(
+        update(Outbox)
+        .where(Outbox.group_id == group.id, Outbox.sent_at.is_(None), Outbox.failed_at.is_(None))
+        .values(failed_at=now, error="the group was unbound")
+    )
+    audit.append(
+        session, at=now, action="unlink group", community_id=group.community_id, actor_id=person.id,
+        detail={"group": group.id, "channel": channel, "scope": group.scope.path},
+    )  # fmt: skip
+    return group
+
+
+def moved(session: Session, channel: str, chat_id: str, new_chat_id: str) -> None:
+    """The platform gave the group a new id (a Telegram group upgraded to a supergroup): its
+    binding and what is queued for it follow."""
+    session.execute(
+        update(Group).where(Group.channel == channel, Group.chat_id == chat_id).values(chat_id=new_chat_id)
+    )

@@ -1,0 +1,46 @@
+"""The neutral messages every channel speaks: an `Incoming` in, `Reply` objects out (the answers
+to a message, and what the bot says on its own), whatever the platform.
+
+A button's payload is kept apart from typed text, and says what it answers: `d:<dialog>:<step>:…`
+for a dialog step, `v:<poll>:…` for a vote. Each channel renders the rest as it can: an alert on
+the pressed button, a message that replaces the one whose button was pressed, a pointer to the
+private chat (a deep link on Telegram).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One message or button press, as any channel sees it."""
+
+    channel: str
+    account_id: str  # the sender's account on the channel
+    chat_id: str = ""  # where it was said: the sender's private chat, or a group
+    text: str = ""
+    payload: str | None = None  # a button pressed, never taken for typed text
+    is_group: bool = False
+    update_key: str | None = None  # the platform's id of the update: a repeat is handled once
+    # whether the sender is an admin of the group, where the channel checked (binding a group)
+    group_admin: bool | None = None
+
+
+@dataclass(frozen=True)
+class Option:
+    """A choice: the console prints `[n] label`; a chat shows a button sending `payload`."""
+
+    label: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    options: tuple[Option, ...] = field(default=())
+    alert: bool = False  # shown on the pressed button, not as a message in the chat
+    private: bool = False  # to the sender's private chat, not to the group it came from
+    replace: bool = False  # takes the place of the message whose button was pressed
+    start: str | None = None  # a pointer to the private chat, starting this there (`raise`, `vote_7`)
+    retract: bool = False  # the message answered is deleted where the platform lets the bot (a secret choice named in a group)
