@@ -38,5 +38,5 @@ format: $(VENV)/.installed-dev
 
 # Refresh the message catalogs from the source (the .po files are committed; .mo are built at start-up).
 catalogs: $(VENV)/.installed-dev
-	$(BIN)/pybabel extract -F babel.cfg -k t -k N_ -k Refused -k notify:4 -k tell:4 -o locales/messages.pot --no-location --sort-output .
-	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel extract --no-wrap -F babel.cfg -k t -k N_ -k Refused -k notify:4 -k notify_all:4 -k announce:4 -k tell:4 -o locales/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel update --no-wrap -i locales/messages.pot -d locales -D messages --no-fuzzy-matching --ignore-obsolete

@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     clock.add_argument(
         "--once", action="store_true", help="do what is due and send what is queued, then exit"
     )
+    box = sub.add_parser("outbox", parents=[common], help="what is queued, held and failed, per channel")
+    box_sub = box.add_subparsers(dest="action", metavar="ACTION")
+    retry = box_sub.add_parser("retry", parents=[common], help="send a failed or held message again")
+    retry.add_argument("id", type=int, metavar="ID")
+    sub.add_parser("groups", parents=[common], help="the group chats bound to scopes")
     audit = sub.add_parser("audit", help="the hash-chained audit log")
     audit_sub = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
     audit_sub.add_parser(
@@ -309,6 +314,45 @@ def _audit(args: argparse.Namespace, config: Config, t: Translator) -> int:
     return 1 if any(v.broken is not None for v in verdicts) else 0
 
 
+STATES = {"queued": N_("queued"), "held": N_("held"), "failed": N_("failed")}
+
+
+def _outbox(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    from flows import outbox
+    from flows.clock import Clock
+
+    with _open(config).transaction() as session:
+        if args.action == "retry":
+            if not outbox.retry(session, args.id, Clock().now()):
+                raise Refused("There is no failed or held message #{id}.", id=args.id)
+            print(t("Message #{id} will be sent again.", id=args.id))
+            return 0
+        rows = outbox.report(session, Clock().now())
+    if not rows:
+        print(t("Nothing waits to be sent."))
+        return 0
+    for channel in sorted({r.channel for r in rows}):
+        mine = [r for r in rows if r.channel == channel]
+        counts = {state: sum(r.state == state for r in mine) for state in ("queued", "held", "failed")}
+        print(t("{channel}: {queued} queued, {held} held, {failed} failed", channel=channel, **counts))
+        for r in mine:
+            if r.state != "queued":
+                print(f"  #{r.id} {t(STATES[r.state])} → {r.to}: {r.error or ''}")
+    return 0
+
+
+def _groups(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    from flows import groups
+
+    with _open(config).transaction() as session:
+        bound = [(g.scope.path, g.channel, g.chat_id, g.title or "") for g in groups.listed(session)]
+    if not bound:
+        print(t("No group is bound to a scope yet: /linkgroup in a group binds it."))
+    for path, channel, chat, title in bound:
+        print(f"{path}\t{channel}\t{chat}\t{title}".rstrip())
+    return 0
+
+
 _COMMANDS = {
     "demo": _demo,
     "console": _console,
@@ -318,6 +362,8 @@ _COMMANDS = {
     "settings": _settings,
     "db": _db,
     "audit": _audit,
+    "outbox": _outbox,
+    "groups": _groups,
     "clock": _clock,
 }
 

@@ -135,3 +135,15 @@ def moved(session: Session, channel: str, chat_id: str, new_chat_id: str) -> Non
     session.execute(
         update(Group).where(Group.channel == channel, Group.chat_id == chat_id).values(chat_id=new_chat_id)
     )
+
+
+def listed(session: Session) -> list[Group]:
+    """Every group bound now, by scope."""
+    return list(
+        session.scalars(
+            select(Group)
+            .join(Scope, Scope.id == Group.scope_id)
+            .where(Group.unbound_at.is_(None))
+            .order_by(Scope.path, Group.channel)
+        )
+    )

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from locales import N_
+
+# the answer to a button that answers nothing any more (an old keyboard) or never did (forged)
+STALE = N_("This button is no longer valid.")
+
 
 @dataclass(frozen=True)
 class Incoming:

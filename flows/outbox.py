@@ -676,8 +676,8 @@ def deliver_due(
 
 # --- a group's vote message, kept current ------------------------------------------------------
 
-_LIVE = select(Outbox.id, Outbox.group_id, Outbox.msgid, Outbox.params, Outbox.sent_ref, Outbox.shown,
-               Outbox.edited_at).where(Outbox.live.is_(True), Outbox.sent_ref.is_not(None))  # fmt: skip
+_LIVE = select(Outbox.id, Outbox.person_id, Outbox.group_id, Outbox.msgid, Outbox.params, Outbox.sent_ref,
+               Outbox.shown, Outbox.edited_at).where(Outbox.live.is_(True), Outbox.sent_ref.is_not(None))  # fmt: skip
 
 
 def edit_live(
@@ -733,3 +733,50 @@ def edit_live(
         if not closed:
             next_at = at + EDIT_EVERY if next_at is None else min(next_at, at + EDIT_EVERY)
     return next_at
+
+
+# --- what the operator sees (`yishi outbox`) -----------------------------------------------------
+
+
+class Waiting(NamedTuple):
+    """A row not sent: queued (due or due later), held, or failed, and where it would go now."""
+
+    id: int
+    state: str  # queued | held | failed
+    channel: str  # the channel it goes to now ("-" where no account can take it)
+    to: str
+    msgid: str
+    error: str | None
+
+
+def report(session: Session, now: datetime) -> list[Waiting]:
+    """Every message not sent, oldest first, with where it would go now."""
+    rows = sorted(
+        session.execute(
+            select(Outbox.id, Outbox.person_id, Outbox.group_id, Outbox.msgid, Outbox.held_at,
+                   Outbox.failed_at, Outbox.error)
+            .where(Outbox.sent_at.is_(None))
+        ).all()
+    )  # fmt: skip
+    where = resolve(session, rows, (), now)
+    found = []
+    for r in rows:
+        state = "failed" if r.failed_at else "held" if r.held_at else "queued"
+        recipient = where[r.id].recipient
+        channel, to = (recipient.channel, recipient.name) if recipient else ("-", f"person {r.person_id}")
+        found.append(Waiting(r.id, state, channel, to, r.msgid, r.error))
+    return found
+
+
+def retry(session: Session, row_id: int, now: datetime) -> bool:
+    """A failed or held message due again now, its attempts counted anew; False if there is none
+    such (unknown, or sent already)."""
+    again = session.execute(
+        update(Outbox)
+        .where(Outbox.id == row_id, Outbox.sent_at.is_(None))
+        .where((Outbox.failed_at.is_not(None)) | (Outbox.held_at.is_not(None)))
+        .values(failed_at=None, held_at=None, error=None, attempts=0, next_attempt_at=now)
+    ).rowcount
+    if again:
+        wake_at(session, "message", now)
+    return again == 1

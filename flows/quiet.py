@@ -55,3 +55,20 @@ def ends(
         if end is not None:
             found[community_id] = end
     return found
+
+
+def reminder_at(
+    session: Session, community_id: int, at: datetime, deadline: datetime, now: datetime, tz: str
+) -> datetime | None:
+    """When a reminder meant for `at`, pointless from `deadline` on, should go: at `at`, or, when
+    that falls in quiet hours which end too late, just before they begin (if that is still to
+    come); None: not at all. (Quiet hours ending in time are waited out by the outbox.)"""
+    hours = window(session, community_id)
+    end = end_of(at, hours, tz) if hours is not None else None
+    if hours is None or end is None or end < deadline:
+        return at
+    earlier = start_before(at, hours, tz) - BEFORE_QUIET
+    return earlier if earlier > now else None
+
+
+BEFORE_QUIET = timedelta(minutes=15)

@@ -24,7 +24,7 @@ from sqlalchemy import Insert, Integer, Select, bindparam, case, exists, func, s
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from flows import audit, counting, lifecycle, outbox, people, schedule, scopes, settings
+from flows import audit, counting, lifecycle, outbox, people, quiet, schedule, scopes, settings
 from flows import issues as issue_flow
 from flows.errors import Refused
 from flows.numbers import whole
@@ -170,11 +170,11 @@ def open_poll(
     )  # fmt: skip
     schedule.at(session, "close_poll", poll.id, closes_at)
     for before in schedule.VOTE_REMINDERS:
-        if closes_at - before > now:
+        # a reminder due in quiet hours that end after the close goes before they begin, or not at all
+        at = quiet.reminder_at(session, issue.community_id, closes_at - before, closes_at, now, tz)
+        if at is not None and at > now:
             hours = int(before.total_seconds() // 3600)
-            schedule.at(
-                session, "remind_vote", poll.id, closes_at - before, key=f"remind_vote:{poll.id}:{hours}"
-            )
+            schedule.at(session, "remind_vote", poll.id, at, key=f"remind_vote:{poll.id}:{hours}")
     outbox.notify_all(
         session, voter_ids(session, poll), now,
         "A vote has opened on issue #{id} {title}; it closes at {closes}. /issue {id} shows the choices, /vote {id} CHOICE votes.",

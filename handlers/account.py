@@ -91,10 +91,13 @@ def help_(ctx: Ctx, args: str) -> list[Reply]:
     from handlers.commands import COMMANDS  # the table names this module's functions
 
     lines = [ctx.t("Commands you can use:")]
-    lines += [ctx.t(c.usage) for c in COMMANDS if c.who(ctx)]
+    # in a group, what is done there (the rest is pointed to the private chat)
+    lines += [ctx.t(c.usage) for c in COMMANDS if c.who(ctx) and not (ctx.incoming.is_group and c.private)]
     if ctx.incoming.channel == "console":
         lines.append(
-            ctx.t("/as NAME — speak as a person of the register (console only); /clock +3d — move the clock")
+            ctx.t(
+                "Console only: /as NAME — speak as a person of the register; /in GROUP — speak in a group chat (/in alone: back); /press N — press button N; /clock +3d — move the clock"
+            )
         )
     return [Reply("\n".join(lines))]
 

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from flows import votes
 from flows.errors import Refused
-from flows.messages import Option, Reply
+from flows.messages import STALE, Option, Reply
 from handlers import format as fmt
 from handlers.context import Ctx
 from locales import Translator
@@ -28,7 +28,6 @@ from storage.models import Issue, Poll, PollOption
 
 _OPEN = re.compile(r"^v:(\d{1,10}):(\d{1,2})$")
 _SECRET = re.compile(r"^v:(\d{1,10}):s(\d{1,7}):(\d{1,2}|c)$")
-STALE = "This button is no longer valid."
 
 
 def start_of(poll_id: int) -> str:

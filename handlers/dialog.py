@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from flows.errors import Refused
-from flows.messages import Option, Reply
+from flows.messages import STALE, Option, Reply
 from flows.numbers import whole
 from handlers import format as fmt
 from handlers.context import Ctx
@@ -55,9 +55,6 @@ def clear(ctx: Ctx) -> None:
         ctx.session.delete(ctx.dialog)
         ctx.session.flush()
         ctx.dialog = None
-
-
-STALE = "This button is no longer valid."
 
 
 def _prompt(ctx: Ctx, dialog: Dialog, step: str, data: dict) -> Reply:

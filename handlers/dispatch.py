@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from flows.clock import Clock
 from flows.errors import Refused
-from flows.messages import Incoming, Reply
+from flows.messages import STALE, Incoming, Reply
 from handlers import ballot, dialog
 from handlers import format as fmt
 from handlers.commands import BY_ALIAS, BY_NAME, CANCEL, REFUSALS, Command, registered, unbound
@@ -159,7 +159,7 @@ class Dispatcher:
             return ballot.press(ctx, payload)
         state = dialog.load(ctx) if payload.startswith("d:") else None
         if state is None:
-            raise Refused(dialog.STALE)
+            raise Refused(STALE)
         flow = DIALOGS[state.flow]
         return dialog.advance(ctx, flow, state, dialog.pressed(flow, state, payload), button=True)
 

@@ -55,6 +55,14 @@ class TestBot:
         self.console.line(text)
         return self.out.getvalue()[start:].rstrip("\n")
 
+    def press(self, number: int, as_: str | None = None) -> str:
+        """Press the button `number` of the last message with buttons in the chat spoken in."""
+        return self.say(f"/press {number}", as_=as_)
+
+    def in_group(self, name: str, as_: str | None = None) -> str:
+        """Speak in the group chat `name` from now on (`""`: the private chat again)."""
+        return self.say(f"/in {name}".strip(), as_=as_)
+
     def raise_issue(self, title: str, details: str = "详情。", scope: str = "1") -> str:
         """Raise an issue through the whole dialog as the current speaker, publishing it; the last reply."""
         reply = ""

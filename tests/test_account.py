@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from flows import settings
 from flows.messages import Incoming
 from handlers.dispatch import Dispatcher
 from storage.models import Account, Invite, Person
@@ -99,4 +100,27 @@ def test_group_chats_see_slash_commands_only(community) -> None:  # type: ignore
     assert dispatcher.handle(Incoming("telegram", "7", "-100", text="附议 1", is_group=True)) == []
     assert dispatcher.handle(Incoming("telegram", "7", "-100", text="just chatting", is_group=True)) == []
     replies = dispatcher.handle(Incoming("telegram", "7", "-100", text="/help@yishi_bot", is_group=True))
-    assert "/join" in replies[0].text
+    assert "/help" in replies[0].text and "/join" not in replies[0].text  # joining is done in private
+    joined = dispatcher.handle(Incoming("telegram", "7", "-100", text="/join ABCD", is_group=True))
+    assert "本群尚未绑定范围" in joined[0].text  # a group not bound answers only what binds it
+
+
+def test_first_contact_tells_what_is_kept_and_the_committee_may_reword_it(bot: TestBot) -> None:
+    code = code_of(bot, "欧阳明")
+    bot.verify_dialog(
+        [
+            ("/start", ["/join", "议事保存的信息及用途", "无记名投票只记录您参加了"]),
+            (f"/start join_{code}", ["欢迎", "议事保存的信息及用途"]),  # a deep link binds too
+            ("/privacy", "议事保存的信息及用途"),
+            ("隐私", "从不记录您的选择"),
+        ]
+    )
+    with bot.db.transaction() as session:
+        settings.put(session, 1, "privacy_notice", "本社区只保存名册和您写下的内容。")
+    assert bot.say("/privacy") == "本社区只保存名册和您写下的内容。"
+
+
+def test_first_contact_in_english(bot_en: TestBot) -> None:
+    assert "What Yishi keeps about you, and why" in bot_en.say("/start")
+    assert "never your choice" in bot_en.say("/privacy")
+    assert "This link is not valid" in bot_en.say("/start vote_x")

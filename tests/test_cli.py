@@ -348,6 +348,40 @@ def test_a_bad_setting_is_refused_and_nothing_changes(
     assert snapshot(imported) == before
 
 
+# --- the outbox and the groups, for the operator ----------------------------------------
+
+
+def test_outbox_shows_what_waits_per_channel_and_retry_sends_a_failed_one_again(
+    active: Path, tmp_path: Path
+) -> None:
+    with sqlite3.connect(active) as conn:  # 欧阳明's messages wait on Telegram; one of them failed
+        conn.execute(
+            "UPDATE accounts SET channel = 'telegram', external_id = '7001' WHERE external_id = 'person:1'"
+        )
+        conn.execute("UPDATE outbox SET sent_at = NULL WHERE person_id = 1")  # as if none had gone out
+        conn.execute(
+            "UPDATE outbox SET failed_at = created_at, error = 'Chat not found' WHERE id = (SELECT min(id) FROM outbox)"
+        )
+        failed = conn.execute("SELECT min(id) FROM outbox").fetchone()[0]
+    out = ok(run("outbox", db=active, cwd=tmp_path))
+    assert f"#{failed} failed → 欧阳明: Chat not found" in out and "telegram: " in out and "1 failed" in out
+    assert f"Message #{failed} will be sent again." in ok(
+        run("outbox", "retry", str(failed), db=active, cwd=tmp_path)
+    )
+    assert "0 failed" in ok(run("outbox", db=active, cwd=tmp_path))
+    again = run("outbox", "retry", str(failed), db=active, cwd=tmp_path)
+    assert again.returncode == 2 and f"There is no failed or held message #{failed}." in again.stderr
+
+
+def test_groups_lists_the_bound_groups(active: Path, tmp_path: Path) -> None:
+    assert "No group is bound to a scope yet" in ok(run("groups", db=active, cwd=tmp_path))
+    script = ["/as 孙丽华", "/in 1栋群", "/linkgroup"]
+    ok(run("console", db=active, cwd=tmp_path, stdin="\n".join(script) + "\n"))
+    assert ok(run("groups", db=active, cwd=tmp_path)).splitlines() == [
+        "梧桐社区/东片区/东一网格/1栋\tconsole\t1栋群"
+    ]
+
+
 # --- the audit chain --------------------------------------------------------------------
 
 

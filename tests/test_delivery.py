@@ -1,0 +1,215 @@
+"""The outbox addressed to people and groups: the account chosen when a message is sent, held
+messages, one target never holding up another, groups' messages merged, quiet hours."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from flows import outbox, settings
+from flows.outbox import DeliveryFailed, Pace
+from storage.models import Account, DueWork, Group, Invite, Outbox, Person, Scope
+from tests.harness import TestBot
+from tests.test_decide import discussing
+from tests.test_outbox import Channel
+
+
+def person_id(bot: TestBot, name: str) -> int:
+    with bot.db.transaction() as session:
+        found = session.scalar(select(Person.id).where(Person.name == name))
+        assert found is not None
+        return found
+
+
+def account(bot: TestBot, name: str, channel: str, external: str, seen: datetime | None) -> None:
+    who = person_id(bot, name)
+    with bot.db.transaction() as session:
+        session.add(
+            Account(channel=channel, external_id=external, person_id=who,
+                    created_at=bot.clock.now(), last_seen_at=seen)
+        )  # fmt: skip
+
+
+def queue(bot: TestBot, name: str, text: str = "你好") -> None:
+    who = person_id(bot, name)
+    with bot.db.transaction() as session:
+        assert outbox.notify(
+            session,
+            who,
+            bot.clock.now(),
+            "Issue #{id} {title} was withdrawn by its author.",
+            id=1,
+            title=text,
+        )
+
+
+def test_a_console_bound_on_a_shared_database_does_not_take_a_residents_messages(bot: TestBot) -> None:
+    """The account the person used last wins, not the newest one."""
+    earlier = bot.clock.now() - timedelta(days=1)
+    account(bot, "欧阳明", "flaky", "ouyang-phone", bot.clock.now())
+    with bot.db.transaction() as session:  # an operator's console bound to him a day before
+        session.add(
+            Account(
+                channel="console",
+                external_id="person:1",
+                person_id=1,
+                created_at=earlier,
+                last_seen_at=earlier,
+            )
+        )
+    queue(bot, "欧阳明", "一")
+    phone = Channel()
+    assert bot.app.deliver({"flaky": phone, "console": bot.console}).sent == 1
+    assert phone.to == ["欧阳明"]
+    bot.say("/help", as_="欧阳明")  # now he speaks on the console: it is the one he used last
+    queue(bot, "欧阳明", "二")
+    out = bot.say("/help")
+    assert "[→ 欧阳明] 议题 #1 二 已被发起人撤回。" in out and len(phone.received) == 1
+
+
+def test_held_messages_go_to_a_new_account_once_the_person_binds_it(bot_en: TestBot) -> None:
+    bot = bot_en
+    account(bot, "刘洋", "flaky", "liu-phone", bot.clock.now())
+    queue(bot, "刘洋")
+    blocked = Channel(lambda text: DeliveryFailed("Forbidden: bot was blocked by the user", blocked=True))
+    bot.app.deliver({"flaky": blocked})
+    bot.app.deliver({"flaky": blocked})
+    liu = person_id(bot, "刘洋")
+    with bot.db.transaction() as session:
+        assert session.scalar(select(Outbox.held_at)) is not None
+        code = session.scalar(select(Invite.code).where(Invite.person_id == liu))
+    bot.say("/as")
+    joined = bot.say(f"/join {code}")  # a second way to reach him
+    assert "Welcome, 刘洋" in joined and "[→ 刘洋] Issue #1 你好 was withdrawn by its author." in joined
+
+
+def test_a_blocked_account_a_throttled_group_and_a_free_resident_at_once_the_resident_first(
+    bot_en: TestBot,
+) -> None:
+    bot = bot_en
+    account(bot, "欧阳明", "flaky", "blocked-one", bot.clock.now())
+    account(bot, "王芳", "flaky", "free-one", bot.clock.now())
+    ouyang, wang = person_id(bot, "欧阳明"), person_id(bot, "王芳")
+    with bot.db.transaction() as session:
+        session.add(
+            Group(
+                channel="flaky",
+                chat_id="busy-group",
+                community_id=1,
+                scope_id=1,
+                bound_by=1,
+                bound_at=bot.clock.now(),
+            )
+        )
+    group_pace = Pace(2, 60)
+
+    def failing(text: str) -> Exception | None:
+        return (
+            DeliveryFailed("Forbidden: bot was blocked by the user", blocked=True)
+            if "blocked" in text
+            else None
+        )
+
+    flaky = Channel(failing, pace=group_pace)
+    with bot.db.transaction() as session:  # the blocked account's message and the group's are older
+        outbox.notify(
+            session,
+            ouyang,
+            bot.clock.now(),
+            "Issue #{id} {title} was withdrawn by its author.",
+            id=1,
+            title="blocked",
+        )
+        community = session.get(Scope, 1)
+        assert community is not None
+        for n in range(3):  # the group may take two a minute: the third is set aside
+            outbox.announce(
+                session,
+                community,
+                bot.clock.now(),
+                "Action item #{item} of issue #{id} {title} is done.",
+                live=True,
+                item=n,
+                id=1,
+                title="x",
+            )
+        outbox.notify(
+            session,
+            wang,
+            bot.clock.now(),
+            "Issue #{id} {title} was withdrawn by its author.",
+            id=1,
+            title="free",
+        )
+    done = bot.app.deliver({"flaky": flaky})
+    assert flaky.to == ["GROUP 梧桐社区", "GROUP 梧桐社区", "王芳"]  # the resident is not held up
+    assert done.sent == 3 and done.next_at == bot.clock.now() + timedelta(seconds=60)
+    bot.advance(timedelta(seconds=60))
+    assert bot.app.deliver({"flaky": flaky}).sent == 1  # the group's third, its minute over
+    with bot.db.transaction() as session:
+        rows = session.scalars(select(Outbox).order_by(Outbox.id)).all()
+    assert [(r.sent_at is not None, r.held_at is not None) for r in rows] == [
+        (False, True),  # 欧阳明's, held for him: his only account blocked the bot
+        *[(True, False)] * 4,
+    ]
+
+
+def test_what_queues_up_for_a_group_goes_as_one_message_within_the_length_limit(bot_en: TestBot) -> None:
+    bot = bot_en
+    with bot.db.transaction() as session:
+        session.add(
+            Group(
+                channel="flaky", chat_id="g", community_id=1, scope_id=1, bound_by=1, bound_at=bot.clock.now()
+            )
+        )
+        community = session.get(Scope, 1)
+        assert community is not None
+        for n in range(100):
+            outbox.announce(
+                session,
+                community,
+                bot.clock.now(),
+                "Action item #{item} of issue #{id} {title} is done.",
+                item=n,
+                id=1,
+                title="加装电梯",
+            )
+    group = Channel(max_length=1000, pace=Pace(20, 60))
+    assert bot.app.deliver({"flaky": group}).sent == len(group.received) < 10
+    assert all(len(text) <= 1000 for text in group.received)
+    assert "\n\n".join(group.received).count("is done.") == 100
+    with bot.db.transaction() as session:
+        assert all(r.sent_at is not None for r in session.scalars(select(Outbox)))
+
+
+def test_quiet_hours_hold_messages_back_and_a_reminder_that_would_be_late_is_dropped(bot_en: TestBot) -> None:
+    bot = bot_en
+    bot.clock.at = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 23:00 in Asia/Shanghai
+    account(bot, "王芳", "flaky", "wang", bot.clock.now())
+    queue(bot, "王芳", "夜里")
+    phone = Channel()
+    assert bot.app.deliver({"flaky": phone}).sent == 0
+    assert bot.app.deliver({"flaky": phone}).next_at is None  # set to 07:00, not looked at again
+    bot.advance(timedelta(hours=8))  # 07:00
+    assert bot.app.deliver({"flaky": phone}).sent == 1
+    with bot.db.transaction() as session:
+        settings.put(session, 1, "quiet_hours", "off")
+    queue(bot, "王芳", "白天")
+    assert bot.app.deliver({"flaky": phone}).sent == 1
+
+
+def test_a_vote_reminder_due_in_quiet_hours_goes_before_they_begin(bot_en: TestBot) -> None:
+    bot = bot_en
+    discussing(bot)
+    bot.say("/as 孙丽华")  # a vote closing at 06:00 local: its 2-hour reminder would fall at 04:00
+    for line in ("/openvote 1", "1", "2026-12-03 06:00", "1", "1", "1"):
+        bot.say(line)
+    with bot.db.transaction() as session:
+        reminders = dict(
+            session.execute(select(DueWork.key, DueWork.due_at).where(DueWork.kind == "remind_vote")).all()
+        )
+    assert reminders["remind_vote:1:2"] == datetime(2026, 12, 2, 13, 45, tzinfo=UTC)  # 21:45, before 22:00
+    # the day-before reminder falls at 06:00: quiet hours end at 07:00, well before the close, so it
+    # stays and the outbox holds it back until 07:00
+    assert reminders["remind_vote:1:24"] == datetime(2026, 12, 1, 22, 0, tzinfo=UTC)
