@@ -19,7 +19,7 @@ from handlers.dispatch import Dispatcher
 from locales import Translator
 from storage.db import Database
 from storage.migrate import require_current
-from storage.models import Issue, Person, Poll
+from storage.models import Group, Issue, Person, Poll
 from storage.seal import BallotKey
 
 SAFETY_SECONDS = 60  # work written by another process (a web worker, another clock) is seen this soon
@@ -119,15 +119,21 @@ class App:
         return message
 
     def _digest(self, session: Session, reader: outbox.Recipient, t: Translator, params: dict) -> list[str]:
-        person = session.get(Person, reader.person_id) if reader.person_id is not None else None
-        if person is None:
-            return []
+        """A person's digest of their scopes, or a group's of its scope."""
         start, end = (
             datetime.fromisoformat(params["digest_start"]),
             datetime.fromisoformat(params["digest_end"]),
         )
-        tz = str(settings.get(session, person.community_id, "timezone", self.config.timezone))
-        return fmt.digest_lines(session, t, digest.collect(session, person, start, end), tz)
+        group = session.get(Group, reader.group_id) if reader.group_id is not None else None
+        person = session.get(Person, reader.person_id) if reader.person_id is not None else None
+        if group is not None:
+            found = digest.collect_for(session, group.scope, start, end)
+        elif person is not None:
+            found = digest.collect(session, person, start, end)
+        else:
+            return []
+        tz = str(settings.get(session, reader.community_id or 0, "timezone", self.config.timezone))
+        return fmt.digest_lines(session, t, found, tz)
 
     def run_due(self) -> int:
         """Everything that fell due by the clock's now: deadlines, reminders, verdicts."""

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import String, literal, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from flows import actions, audit, scopes, settings, textsense, votes
 from flows import issues as issue_flow
@@ -56,17 +57,27 @@ def period_of(reader: Person) -> timedelta:
 
 def collect(session: Session, reader: Person, start: datetime, end: datetime) -> Digest:
     """The reader's scopes between start and end; votes closing and items due as of `end`."""
-    digest = Digest(start, end)
     where = issue_flow.in_scopes_of(session, reader)
     if where is None:
-        return digest
+        return Digest(start, end)
+    return _collect(session, reader.community_id, where, start, end)
+
+
+def collect_for(session: Session, scope: Scope, start: datetime, end: datetime) -> Digest:
+    """A group's digest: its scope, what lies inside it, and the scopes above it."""
+    where = scopes.inside(Scope.path, scope.path) | scopes.encloses(Scope.path, literal(scope.path, String()))
+    return _collect(session, scopes.community_id(scope), where, start, end)
+
+
+def _collect(
+    session: Session, community_id: int, where: ColumnElement[bool], start: datetime, end: datetime
+) -> Digest:
+    digest = Digest(start, end)
 
     def issues(query):  # type: ignore[no-untyped-def]
         return list(
             session.scalars(
-                query.join(Scope, Scope.id == Issue.scope_id).where(
-                    Issue.community_id == reader.community_id, where
-                )
+                query.join(Scope, Scope.id == Issue.scope_id).where(Issue.community_id == community_id, where)
             )
         )
 
@@ -83,7 +94,7 @@ def collect(session: Session, reader: Person, start: datetime, end: datetime) ->
     digest.discussing = moved_to("discussing")
     for issue, poll in session.execute(
         select(Issue, Poll).join(Poll, Poll.issue_id == Issue.id).join(Scope, Scope.id == Issue.scope_id)
-        .where(Issue.community_id == reader.community_id, where)
+        .where(Issue.community_id == community_id, where)
         .where(Poll.closed_at.is_(None), Poll.closes_at > end, Poll.closes_at <= end + DAILY)
     ).all():  # fmt: skip
         digest.closing.append((issue, poll, votes.turnout(session, poll)))
@@ -91,33 +102,32 @@ def collect(session: Session, reader: Person, start: datetime, end: datetime) ->
         (issue, poll)
         for issue, poll in session.execute(
             select(Issue, Poll).join(Poll, Poll.issue_id == Issue.id).join(Scope, Scope.id == Issue.scope_id)
-            .where(Issue.community_id == reader.community_id, where)
+            .where(Issue.community_id == community_id, where)
             .where(Poll.closed_at >= start, Poll.closed_at < end).order_by(Poll.closed_at)
         ).all()
     ]  # fmt: skip
     items = (
         select(ActionItem).join(Issue, Issue.id == ActionItem.issue_id).join(Scope, Scope.id == Issue.scope_id)
-        .where(Issue.community_id == reader.community_id, where, ActionItem.done_at.is_(None))
+        .where(Issue.community_id == community_id, where, ActionItem.done_at.is_(None))
     )  # fmt: skip
     digest.due = list(session.scalars(items.where(ActionItem.due_at >= end, ActionItem.due_at < end + DAILY)))
     digest.overdue = list(session.scalars(items.where(ActionItem.due_at < end).order_by(ActionItem.due_at)))
     digest.satisfaction = [
         (issue, *actions.ratings_of(session, issue.id, issue.rating_round)) for issue in moved_to("closed")
     ]
-    digest.topics = hot_topics(session, reader, start, end)
-    digest.head = audit.head(session, reader.community_id)
+    digest.topics = hot_topics(session, community_id, where, start, end)
+    digest.head = audit.head(session, community_id)
     return digest
 
 
-def hot_topics(session: Session, reader: Person, start: datetime, end: datetime) -> list[str]:
+def hot_topics(
+    session: Session, community_id: int, where: ColumnElement[bool], start: datetime, end: datetime
+) -> list[str]:
     """The period's most frequent words (jieba) in its new issues and comments."""
-    where = issue_flow.in_scopes_of(session, reader)
-    if where is None:
-        return []
     scoped = (
         select(Issue.id)
         .join(Scope, Scope.id == Issue.scope_id)
-        .where(Issue.community_id == reader.community_id, where)
+        .where(Issue.community_id == community_id, where)
     )
     texts = [
         f"{title} {details}"

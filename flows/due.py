@@ -28,6 +28,7 @@ from storage.models import (
     Ballot,
     DueWork,
     Eligible,
+    Group,
     Household,
     Issue,
     Participation,
@@ -71,6 +72,12 @@ def plan_digests(db: Database, now: datetime, default_tz: str, since: datetime |
                     schedule.at(
                         session, "digest", reader.id, moment, key=f"digest:{reader.id}:{local_day.date()}"
                     )
+                if local_day.weekday() == 0:  # the bound groups' weekly digest, on Mondays
+                    for group_id in session.scalars(
+                        select(Group.id).where(Group.community_id == community_id, Group.unbound_at.is_(None))
+                    ):
+                        key = f"group_digest:{group_id}:{local_day.date()}"
+                        schedule.at(session, "group_digest", group_id, moment, key=key)
             later = digest.due_times(session, community_id, default_tz, now, now + digest.DAILY)
             following = min([following, *later])
         return following
@@ -293,9 +300,29 @@ def _digest(session: Session, person_id: int, at: datetime, run: Run) -> None:
     )
 
 
+def _group_digest(session: Session, group_id: int, at: datetime, run: Run) -> None:
+    """A bound group's weekly digest of its scope (with the community's audit head)."""
+    group = session.get(Group, group_id)
+    if group is None or group.unbound_at is not None:
+        return
+    start = at - digest.WEEKLY
+    if digest.collect_for(session, group.scope, start, at).empty():
+        log.info("digest for group %s: nothing to say for %s – %s", group_id, start, at)
+        return
+    outbox.notify_group(
+        session,
+        group.id,
+        at,
+        "Digest of your scopes (摘要)",
+        digest_start=start.isoformat(),
+        digest_end=at.isoformat(),
+    )
+
+
 # each: (session, subject id, when it fell due, the run); acts at its due time
 WORK: dict[str, Callable[[Session, int, datetime, Run], None]] = {
     "digest": _digest,
+    "group_digest": _group_digest,
     "expire": _expire,
     "close_poll": _close,
     "remind_vote": _remind,

@@ -229,6 +229,15 @@ def announce(
     return queued
 
 
+_TO_GROUP = Outbox.__table__.insert()
+
+
+def notify_group(session: Session, group_id: int, at: datetime, msgid: str, /, **params: object) -> None:
+    """Queue a message for one bound group (its weekly digest)."""
+    session.connection().execute(_TO_GROUP, {"group_id": group_id, **_values(at, msgid, params, None, False)})
+    wake_at(session, "message", at)
+
+
 def release_held(session: Session, person_id: int, at: datetime) -> None:
     """The person can be reached again (wrote from a blocked account, bound a new one): what was
     held for them is due now."""

@@ -1,5 +1,5 @@
-"""Ballots by button. Payloads say which poll they answer, so a stale or forged one is refused
-and never taken for another vote:
+"""Ballots by button (diagram: ballot.mmd). Payloads say which poll they answer, so a stale or
+forged one is refused and never taken for another vote:
 
 - `v:<poll>:<n>` on an open vote (in a group's vote message, or in a private chat): choice n. A
   single choice (or 同意/反对/弃权) is recorded, or changes the ballot; the same choice again is

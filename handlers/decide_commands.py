@@ -60,30 +60,21 @@ def vote(ctx: Ctx, args: str) -> list[Reply]:
         for c in chosen
     )
     if changed:
-        return [
-            Reply(
-                ctx.t("Your ballot on issue #{id} is changed: {choices}.", id=poll.issue_id, choices=labels)
-            )
-        ]
-    if poll.secret:
-        return [
-            Reply(
-                ctx.t(
-                    "Your secret ballot on issue #{id} is cast: {choices}. It cannot be changed.",
-                    id=poll.issue_id,
-                    choices=labels,
-                )
-            )
-        ]
-    return [
-        Reply(
-            ctx.t(
-                "Your ballot on issue #{id} is recorded: {choices}. You may change it until the close.",
-                id=poll.issue_id,
-                choices=labels,
-            )
+        text = ctx.t("Your ballot on issue #{id} is changed: {choices}.", id=poll.issue_id, choices=labels)
+    elif poll.secret:
+        text = ctx.t(
+            "Your secret ballot on issue #{id} is cast: {choices}. It cannot be changed.",
+            id=poll.issue_id,
+            choices=labels,
         )
-    ]
+    else:
+        text = ctx.t(
+            "Your ballot on issue #{id} is recorded: {choices}. You may change it until the close.",
+            id=poll.issue_id,
+            choices=labels,
+        )
+    # typed in a group: the confirmation goes to the voter, not to everyone there
+    return [Reply(text, private=ctx.incoming.is_group)]
 
 
 def proxyvote(ctx: Ctx, args: str) -> list[Reply]:

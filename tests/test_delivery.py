@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from flows import outbox, settings
+from flows.messages import Incoming
 from flows.outbox import DeliveryFailed, Pace
 from storage.models import Account, DueWork, Group, Invite, Outbox, Person, Scope
 from tests.harness import TestBot
@@ -213,3 +214,25 @@ def test_a_vote_reminder_due_in_quiet_hours_goes_before_they_begin(bot_en: TestB
     # the day-before reminder falls at 06:00: quiet hours end at 07:00, well before the close, so it
     # stays and the outbox holds it back until 07:00
     assert reminders["remind_vote:1:24"] == datetime(2026, 12, 1, 22, 0, tzinfo=UTC)
+
+
+def test_a_held_reminder_whose_vote_has_closed_is_dropped_when_released(bot_en: TestBot) -> None:
+    bot = bot_en
+    discussing(bot)
+    with bot.db.transaction() as session:  # 刘洋 reads on a phone that has blocked the bot
+        session.add(Account(channel="flaky", external_id="liu", person_id=7, created_at=bot.clock.now(),
+                            last_seen_at=bot.clock.now(), blocked_at=bot.clock.now()))  # fmt: skip
+    bot.say("/as 孙丽华")
+    for line in ("/openvote 1", "1", "3d", "1", "1", "1"):
+        bot.say(line)
+    bot.app.deliver({"flaky": Channel()})
+    bot.say("/closevote 1")
+    bot.app.dispatcher.handle(Incoming("flaky", "liu", "liu", text="/help"))  # he writes again
+    phone = Channel()
+    bot.app.deliver({"flaky": phone})
+    assert len(phone.received) == 1 and "has closed" in phone.received[0]  # the result, not the invitation
+    with bot.db.transaction() as session:
+        dropped = session.scalars(
+            select(Outbox.msgid).where(Outbox.person_id == 7, Outbox.error == outbox.DROPPED)
+        )
+        assert [m.split(";")[0] for m in dropped] == ["A vote has opened on issue #{id} {title}"]

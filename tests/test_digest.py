@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from flows import audit, digest, textsense
+from flows import audit, digest, people, textsense
 from storage.models import DueWork, Outbox, Scope
 from tests.harness import TestBot, ballot_key
 
@@ -94,12 +94,11 @@ def test_digest_on_demand(bot_en: TestBot) -> None:
 def test_keywords_of_the_week_are_words_a_resident_recognises(bot: TestBot) -> None:
     busy_day(bot)
     with bot.db.transaction() as session:
-        from flows import people
-
         reader = people.find(session, "周书记")
-        topics = digest.hot_topics(
+        found = digest.collect(
             session, reader, bot.clock.now() - timedelta(days=1), bot.clock.now() + timedelta(minutes=1)
         )
+        topics = found.topics
     assert topics[0] == "电梯" and "楼道" in topics
     for word in topics:
         assert word not in textsense.STOP_WORDS and not word.isdigit() and len(word) >= 2

@@ -188,3 +188,58 @@ def test_the_vote_message_is_edited_at_most_once_a_minute_and_once_after_the_clo
     bot.advance(timedelta(seconds=30))
     closed = bot.say("/closevote 1", as_="孙丽华")
     assert closed.count("[✎") == 1 and "closed" in closed.split("[✎")[1]  # the final edit, no buttons
+
+
+def test_multiple_choice_by_buttons_open_in_a_group_and_secret_in_private(bot_en: TestBot) -> None:
+    bot = bot_en
+    bound(bot)
+    discussing(bot)
+    open_vote(bot, "3", "东门;西门;南门", "2", "3d", "1", "2", "1")  # open, at most 2, per person
+    bot.in_group("1栋群")
+    bot.verify_dialog(
+        [
+            ("/as 王芳", "Now speaking as"),
+            ("/press 1", "[! Your ballot on issue #1 is recorded: 东门.]"),
+            ("/press 3", "[! Your ballot on issue #1 is recorded: 东门, 南门.]"),  # added
+            ("/press 2", "[! You may choose at most 2 here.]"),
+            ("/press 1", "[! Your ballot on issue #1 is recorded: 南门.]"),  # taken out again
+            ("/press 3", "[! Your ballot on issue #1 is already recorded: 南门.]"),  # the last stays
+            ("/vote 1 2 3", "Your ballot on issue #1 is changed: 西门, 南门."),
+        ]
+    )
+    bot.say("/closevote 1", as_="孙丽华")
+    bot.in_group("")
+    bot.say("/openvote 1", as_="孙丽华")  # a second vote, secret: the picks travel in the buttons
+    for line in ("3", "东门;西门;南门", "2", "3d", "2", "2", "1"):
+        bot.say(line)
+    ballot = bot.say("/vote 1", as_="张强")
+    assert "[1] ☐ 东门\n[2] ☐ 西门\n[3] ☐ 南门" in ballot and "Cast" not in ballot
+    assert "[1] ☑ 东门" in bot.press(1)
+    picked = bot.press(3)
+    assert "[3] ☑ 南门" in picked and "[4] Cast this secret ballot (final)" in picked
+    assert "You may choose at most 2 here." in bot.press(2)
+    assert "[1] ☐ 东门" in bot.press(1)  # unpicked
+    assert "Your secret ballot on issue #1 is cast: 南门." in bot.press(4)
+    with bot.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(DialogState)) == 0
+
+
+def test_the_channel_may_refuse_a_binding_by_someone_not_an_admin_of_the_group(bot_en: TestBot) -> None:
+    bot = bot_en
+    bot.say("/as 孙丽华")
+    account = bot.console.account_id
+    refused = bot.app.dispatcher.handle(
+        Incoming("console", account, "1栋群", text="/linkgroup", is_group=True, group_admin=False)
+    )
+    assert refused[0].text == "Only an admin of this group can bind it."
+    with bot.db.transaction() as session:
+        assert session.scalar(select(func.count(Group.id))) == 0
+
+
+def test_a_bound_group_reads_the_weekly_digest_of_its_scope(bot: TestBot) -> None:
+    bound(bot)
+    bot.say("/as 欧阳明")
+    bot.raise_issue("1栋电梯经常停运")
+    monday = bot.say("/clock +6d")  # START is Tuesday 1 December, 10:00 in Shanghai
+    assert f"[→ {GROUP}] 您所在范围的议事摘要" in monday  # besides 孙丽华's own, as a leader
+    assert "#1 1栋电梯经常停运" in monday.split(f"[→ {GROUP}]")[1] and "本社区议事记录链现为第" in monday

@@ -29,6 +29,7 @@ from storage.models import (
     Issue,
     Participation,
     Poll,
+    Support,
     Transition,
 )
 from tests.conftest import START, empty_database
@@ -313,3 +314,26 @@ def test_two_clocks_planning_the_same_digest_plan_it_once(bot: TestBot) -> None:
 
     race(bot, other_clock, lambda: due.plan_digests(bot.db, tomorrow, "Asia/Shanghai"))
     assert count(bot, select(func.count(DueWork.id)).where(DueWork.key == key)) == 1
+
+
+# --- an update delivered twice (a retried webhook, two workers): its key, recorded with it --------
+
+
+def test_the_same_update_handled_by_two_workers_at_once_is_handled_once(bot: TestBot) -> None:
+    bot.say("/as 欧阳明")
+    bot.raise_issue("1栋电梯经常停运")
+    wang = f"person:{person(bot, '王芳').id}"
+    bot.app.dispatcher.handle(Incoming("console", wang, "console", text="/help"))
+    support = Incoming("console", wang, "console", text="/support 1", update_key="update-99")
+
+    def first(session: Session) -> None:  # the first worker has recorded the key, not yet committed
+        session.execute(
+            sa.text(
+                "INSERT INTO handled_updates (channel, key, handled_at) VALUES ('console', 'update-99', now())"
+            )
+        )
+        issue_flow.support(session, people.find(session, "王芳"), 1, bot.clock.now())
+
+    _, second = race(bot, first, lambda: bot.app.dispatcher.handle(support))
+    assert second == []  # it waited for the first, then found the key: ignored
+    assert count(bot, select(func.count()).select_from(Support)) == 2  # the author's and one
