@@ -134,18 +134,20 @@ _SENDER = (
         DialogState.account_id.is_not(None),
         Account.last_seen_at,
         Account.blocked_at,
-        # another account of the person's was used since this one: this one is to be used now
+        # the person has another account, used since this one (or this one never): it must be said
+        # that this one is in use now. A person with one account is reached through it anyway.
         exists().where(
             _OTHER.person_id == Account.person_id,
             _OTHER.id != Account.id,
-            _OTHER.last_seen_at > Account.last_seen_at,
+            Account.last_seen_at.is_(None) | (_OTHER.last_seen_at > Account.last_seen_at),
         ),
     )
     .outerjoin(Person, Person.id == Account.person_id)
     .outerjoin(DialogState, DialogState.account_id == Account.id)
     .where(Account.channel == bindparam("channel"), Account.external_id == bindparam("external_id"))
 )
-SEEN_EVERY = timedelta(hours=1)  # how stale `last_seen_at` may grow before a message renews it
+# how stale `last_seen_at` may grow before a message renews it, on a channel with a chat window
+SEEN_EVERY = timedelta(hours=1)
 
 
 _PERSON = (
@@ -189,11 +191,8 @@ def load_sender(session: Session, channel: str, external_id: str, now: datetime)
         row[:9]
     )
     seen, blocked, overtaken = row[9:]
-    if (
-        person_id is not None
-        and not gone
-        and (overtaken or blocked or seen is None or now - seen >= SEEN_EVERY)
-    ):
+    windowed = channel in outbox.WINDOWS and (seen is None or now - seen >= SEEN_EVERY)
+    if person_id is not None and not gone and (overtaken or blocked or windowed):
         seen_now(session, account_id, person_id, now, blocked is not None)
     if person_id is None or gone:
         return Sender(account_id, account_locale, None, None, None, None, None, dialog)

@@ -25,7 +25,7 @@ from flows.messages import Incoming, Option, Reply
 from flows.outbox import Pace, Recipient
 from flows.when import parse_duration
 from handlers import format as fmt
-from handlers.context import SEEN_EVERY, find_account, locale_of, person_of, seen_now
+from handlers.context import find_account, locale_of, person_of
 from locales import Translator
 from storage.models import Household, Person, Scope
 
@@ -144,10 +144,6 @@ class Console:
                 if account.person_id != person.id:
                     account.person_id = person.id
                     outbox.release_held(session, person.id, now)  # a new way to reach them
-                if account.last_seen_at is None or now - account.last_seen_at >= SEEN_EVERY:
-                    seen_now(
-                        session, account.id, person.id, now, was_blocked=False
-                    )  # the console speaks as them
                 where = _where(session, person)
                 t = Translator(locale_of(account, person, self.app.config.locale))
         except Refused as refusal:
