@@ -84,13 +84,16 @@ class App:
                 self._looked = None
             work, messages = self._due("work", now), self._due("message", now)
         won = self.run_due() if work else 0
-        sent, later = 0, []
+        sent, later, looked_at = 0, [], None
         if messages or won:
+            looked_at = self.clock.now()
             delivery = self.deliver(senders, stopping)
             edits = outbox.edit_live(self.db, self.clock.now, senders, self.render, self.pacer)
             sent, later = delivery.sent, [delivery.next_at, edits]
         with self.db.transaction() as session:
-            found = dict(zip(("work", "message"), schedule.next_due(session, senders), strict=True))
+            # what was due when the delivery looked was sent, held, or set aside until `later`
+            due_next = schedule.next_due(session, senders, after=looked_at)
+            found = dict(zip(("work", "message"), due_next, strict=True))
         with self._lock:
             for what in ("work", "message"):
                 extra = [self.planner.next] if what == "work" else later

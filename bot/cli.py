@@ -314,7 +314,7 @@ def _audit(args: argparse.Namespace, config: Config, t: Translator) -> int:
     return 1 if any(v.broken is not None for v in verdicts) else 0
 
 
-STATES = {"queued": N_("queued"), "held": N_("held"), "failed": N_("failed")}
+STATES = {"queued": N_("queued"), "held": N_("held"), "failed": N_("failed"), "dropped": N_("dropped")}
 
 
 def _outbox(args: argparse.Namespace, config: Config, t: Translator) -> int:
@@ -333,10 +333,16 @@ def _outbox(args: argparse.Namespace, config: Config, t: Translator) -> int:
         return 0
     for channel in sorted({r.channel for r in rows}):
         mine = [r for r in rows if r.channel == channel]
-        counts = {state: sum(r.state == state for r in mine) for state in ("queued", "held", "failed")}
-        print(t("{channel}: {queued} queued, {held} held, {failed} failed", channel=channel, **counts))
+        counts = {state: sum(r.state == state for r in mine) for state in STATES}
+        print(
+            t(
+                "{channel}: {queued} queued, {held} held, {failed} failed, {dropped} dropped",
+                channel=channel,
+                **counts,
+            )
+        )
         for r in mine:
-            if r.state != "queued":
+            if r.state in ("held", "failed"):
                 print(f"  #{r.id} {t(STATES[r.state])} → {r.to}: {r.error or ''}")
     return 0
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from storage.models import (
     DueWork,
     Eligible,
     Group,
+    HandledUpdate,
     Household,
     Issue,
     Participation,
@@ -83,6 +84,9 @@ def plan_digests(db: Database, now: datetime, default_tz: str, since: datetime |
         return following
 
 
+UPDATES_KEPT = timedelta(days=7)  # a platform retries an update for hours at most
+
+
 class DigestPlanner:
     """Plans the digests once per 08:00, not at every run: a process remembers the next 08:00 of
     any community and plans again when it has passed (or an hour later at the latest, so that a
@@ -101,6 +105,8 @@ class DigestPlanner:
         since = max(self.planned, now - digest.DAILY) if self.planned and self.planned <= now else None
         following = plan_digests(db, now, default_tz, since)
         self.planned, self.next = now, min(following, now + self.RECHECK)
+        with db.transaction() as session:  # and, as seldom, the keys of updates too old to come again
+            session.execute(delete(HandledUpdate).where(HandledUpdate.handled_at < now - UPDATES_KEPT))
 
 
 def run_due(
@@ -179,7 +185,7 @@ def _remind(session: Session, poll_id: int, at: datetime, run: Run) -> None:
     hours = max(1, round((poll.closes_at - at).total_seconds() / 3600))
     waiting = [
         person.id for person in votes.voters(session, poll)
-        if (person.id if poll.unit == "person" else person.household_id) not in voted
+        if votes.unit_of(poll.unit, person) not in voted
     ]  # fmt: skip
     outbox.notify_all(
         session, waiting, at, "Reminder: the vote on issue #{id} closes in {hours} hours and your vote is not in yet. /issue {id}",

@@ -12,9 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from flows import audit, scopes
+from flows import audit, outbox, scopes
 from flows.errors import Refused
 from storage.models import Group, Outbox, Person, Scope
 from storage.rows import locked
@@ -74,7 +75,8 @@ def bind(
             "You cannot bind a group to {scope}: a building leader binds their building, a grid worker their grid, the committee any scope.",
             scope=scope.path,
         )
-    # held until commit: two binds of the same group or scope at once end with one
+    # held until commit: two binds of the same group at once take turns (of the same scope, the
+    # unique index keeps one, and the other is refused)
     group = session.scalar(locked(select(Group).where(Group.channel == channel, Group.chat_id == chat_id)))
     if group is not None and group.unbound_at is None:
         raise Refused("This group is already bound to {scope}; /unlinkgroup first.", scope=group.scope.path)
@@ -83,12 +85,18 @@ def bind(
     )
     if taken is not None:
         raise Refused("{scope} already has a group here; it must be unbound there first.", scope=scope.path)
-    if group is None:
-        group = Group(channel=channel, chat_id=chat_id)
-        session.add(group)
-    group.community_id, group.scope_id, group.scope = scopes.community_id(scope), scope.id, scope
-    group.bound_by, group.bound_at, group.unbound_at, group.title = person.id, now, None, title
-    session.flush()
+    try:
+        with session.begin_nested():  # another bind of this group or this scope at the same moment won
+            if group is None:
+                group = Group(channel=channel, chat_id=chat_id)
+                session.add(group)
+            group.community_id, group.scope_id, group.scope = scopes.community_id(scope), scope.id, scope
+            group.bound_by, group.bound_at, group.unbound_at, group.title = person.id, now, None, title
+            group.blocked_at = None
+    except IntegrityError:
+        raise Refused(
+            "{scope} already has a group here; it must be unbound there first.", scope=scope.path
+        ) from None
     audit.append(
         session, at=now, action="link group", community_id=group.community_id, actor_id=person.id,
         detail={"group": group.id, "channel": channel, "scope": scope.path},
@@ -127,6 +135,13 @@ def unbind(
         detail={"group": group.id, "channel": channel, "scope": group.scope.path},
     )  # fmt: skip
     return group
+
+
+def back(session: Session, group: Group, now: datetime) -> None:
+    """The bot hears from the group again (it was added back): what was held for it goes out."""
+    if group.blocked_at is not None:
+        group.blocked_at = None
+        outbox.release_held(session, now, group_id=group.id)
 
 
 def moved(session: Session, channel: str, chat_id: str, new_chat_id: str) -> None:

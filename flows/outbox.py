@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
-from sqlalchemy import String, bindparam, exists, select, update
+from sqlalchemy import String, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
@@ -47,6 +47,9 @@ EDIT_EVERY = timedelta(minutes=1)  # a group's vote message is edited at most th
 # the person last wrote from it (WeChat's customer-service messages), less the hour to which
 # `last_seen_at` is kept
 WINDOWS = {"wechat": timedelta(hours=48) - timedelta(hours=1)}
+# channels that reach a person only while someone sits at them (the console): a process that does
+# not serve one never waits for it, so an operator speaking as a resident takes nothing of theirs
+ATTENDED = frozenset({"console"})
 
 
 class DeliveryFailed(Exception):
@@ -220,6 +223,7 @@ def announce(
     """Queue a message for every group bound to the scope, to a scope above it or to one inside it
     (a building's group hears of its building's issues and of the whole community's); the number
     of groups. A `live` message is a vote's, kept current by edits."""
+    assert not live or "poll" in params, "a live message is a vote's"
     values = {"community": scopes.community_id(scope), "path": scope.path}
     queued = (
         session.connection().execute(_ANNOUNCE, values | _values(at, msgid, params, reason, live)).rowcount
@@ -238,13 +242,14 @@ def notify_group(session: Session, group_id: int, at: datetime, msgid: str, /, *
     wake_at(session, "message", at)
 
 
-def release_held(session: Session, person_id: int, at: datetime) -> None:
-    """The person can be reached again (wrote from a blocked account, bound a new one): what was
-    held for them is due now."""
+def release_held(
+    session: Session, at: datetime, person_id: int | None = None, group_id: int | None = None
+) -> None:
+    """The person (or group) can be reached again: they wrote from a blocked account, bound a new
+    one, the bot is back in the group. What was held for them is due now."""
+    target = Outbox.person_id == person_id if person_id is not None else Outbox.group_id == group_id
     session.connection().execute(
-        update(Outbox)
-        .where(Outbox.person_id == person_id, Outbox.held_at.is_not(None))
-        .values(held_at=None, next_attempt_at=at)
+        update(Outbox).where(target, Outbox.held_at.is_not(None)).values(held_at=None, next_attempt_at=at)
     )
     wake_at(session, "message", at)
 
@@ -375,7 +380,15 @@ _ACCOUNTS = (  # the accounts of the people named, with what a message to them n
     .where(Account.person_id.in_(bindparam("people", expanding=True)))
 )  # fmt: skip
 _GROUPS = (
-    select(Group.id, Group.channel, Group.chat_id, Group.community_id, Scope.path)
+    select(
+        Group.id,
+        Group.channel,
+        Group.chat_id,
+        Group.community_id,
+        Group.unbound_at,
+        Group.blocked_at,
+        Scope.path,
+    )
     .join(Scope, Scope.id == Group.scope_id)
     .where(Group.id.in_(bindparam("groups", expanding=True)))
 )
@@ -384,8 +397,22 @@ _GROUPS = (
 class Where(NamedTuple):
     """A due row's target, as resolved now: where to, or why not."""
 
-    recipient: Recipient | None  # None: held (no account can take it now)
+    recipient: Recipient | None  # None: held (no account can take it now), or gone
     unserved: bool = False  # its account is on a channel this process does not serve
+    gone: str | None = None  # why it can never go: the person moved out, the group was unbound
+
+
+def _reachable_sql(now: datetime) -> ColumnElement[bool]:
+    """`_reachable`, as a condition on an outbox row: its person has an account that can take it,
+    or its group has the bot."""
+    windowed = [(Account.channel == ch) & (Account.last_seen_at > now - w) for ch, w in WINDOWS.items()]
+    person = exists().where(
+        Account.person_id == Outbox.person_id,
+        Account.blocked_at.is_(None),
+        Account.channel.not_in(list(WINDOWS)) | or_(*windowed),
+    )
+    group = exists().where(Group.id == Outbox.group_id, Group.blocked_at.is_(None))
+    return person | group
 
 
 def _reachable(last_seen: datetime | None, blocked: datetime | None, channel: str, now: datetime) -> bool:
@@ -403,10 +430,24 @@ def resolve(session: Session, rows: list, served: Collection[str], now: datetime
         for a in session.execute(_ACCOUNTS, {"people": sorted(people_ids)}):
             accounts.setdefault(a[0], []).append(a)
     groups = {g.id: g for g in session.execute(_GROUPS, {"groups": sorted(group_ids)})} if group_ids else {}
+    moved = set(
+        session.scalars(select(Person.id).where(Person.id.in_(people_ids), Person.moved_out.is_(True)))
+        if people_ids - accounts.keys()
+        else ()
+    )
     found: dict[int, Where] = {}
     for row in rows:
+        if row.person_id in moved:
+            found[row.id] = Where(None, gone="the person moved out")
+            continue
         if row.group_id is not None:
             g = groups[row.group_id]
+            if g.unbound_at is not None:
+                found[row.id] = Where(None, gone="the group was unbound")
+                continue
+            if g.blocked_at is not None:  # the bot is not in it: held until it is back
+                found[row.id] = Where(None)
+                continue
             name = f"GROUP {g.path}"
             locale = str(settings.get(session, g.community_id, "locale")) or None
             recipient = Recipient(g.channel, g.chat_id, name, locale, g.community_id, group_id=g.id)
@@ -417,7 +458,11 @@ def resolve(session: Session, rows: list, served: Collection[str], now: datetime
             key=lambda a: (a.last_seen_at is not None, a.last_seen_at or now, a.id),
             reverse=True,
         )
-        best = next((a for a in mine if _reachable(a.last_seen_at, a.blocked_at, a.channel, now)), None)
+        reachable = [a for a in mine if _reachable(a.last_seen_at, a.blocked_at, a.channel, now)]
+        # an attended channel (the console) not served here is passed over for any other: it is
+        # not waited for; only where it is all there is, the row is left to its process
+        best = next((a for a in reachable if a.channel in served or a.channel not in ATTENDED), None)
+        best = best or next(iter(reachable), None)
         if best is None:
             found[row.id] = Where(None)
             continue
@@ -568,6 +613,10 @@ class Attempt:
                 session.execute(
                     update(Account).where(Account.id == self.recipient.account_id).values(blocked_at=now)
                 )
+            if exc.blocked and self.recipient.group_id is not None:  # the bot was removed from it
+                session.execute(
+                    update(Group).where(Group.id == self.recipient.group_id).values(blocked_at=now)
+                )
             if again is not None:
                 wake_at(session, "message", again)
         return again
@@ -615,9 +664,16 @@ def _plan(
     with db.transaction() as session:
         due = sorted(session.execute(_DUE, {"now": at}).all())
         where = resolve(session, due, served, at)
-        held = [r.id for r in due if where[r.id].recipient is None]
-        if held:
-            session.execute(update(Outbox).where(Outbox.id.in_(held)).values(held_at=at))
+        for reason in {w.gone for w in where.values() if w.gone}:
+            gone = [r.id for r in due if where[r.id].gone == reason]
+            session.execute(update(Outbox).where(Outbox.id.in_(gone)).values(failed_at=at, error=reason))
+        held = [r.id for r in due if where[r.id].recipient is None and not where[r.id].gone]
+        if held:  # unless an account of the person was unblocked meanwhile: then the next run sends
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id.in_(held), Outbox.held_at.is_(None), ~_reachable_sql(at))
+                .values(held_at=at)
+            )
         targets = {w.recipient for w in where.values() if w.recipient is not None and not w.unserved}
         # quiet hours, where the channel keeps them (a phone does, a terminal not)
         keeping = {
@@ -733,6 +789,12 @@ def edit_live(
             log.warning("the vote message %s in %s was not edited: %s", row.id, recipient.name, exc)
             if exc.retry_after:
                 pacer.pause(recipient, now() + timedelta(seconds=exc.retry_after))
+            # a message gone, or a group without the bot: no more edits; else tried in a minute
+            done_with = exc.permanent or exc.blocked
+            with db.transaction() as session:
+                session.execute(
+                    update(Outbox).where(Outbox.id == row.id).values(edited_at=now(), live=not done_with)
+                )
             continue
         with db.transaction() as session:
             session.execute(
@@ -751,7 +813,7 @@ class Waiting(NamedTuple):
     """A row not sent: queued (due or due later), held, or failed, and where it would go now."""
 
     id: int
-    state: str  # queued | held | failed
+    state: str  # queued | held | failed | dropped
     channel: str  # the channel it goes to now ("-" where no account can take it)
     to: str
     msgid: str
@@ -770,7 +832,8 @@ def report(session: Session, now: datetime) -> list[Waiting]:
     where = resolve(session, rows, (), now)
     found = []
     for r in rows:
-        state = "failed" if r.failed_at else "held" if r.held_at else "queued"
+        dropped = r.failed_at is not None and (r.error or "").startswith(DROPPED)
+        state = "dropped" if dropped else "failed" if r.failed_at else "held" if r.held_at else "queued"
         recipient = where[r.id].recipient
         channel, to = (recipient.channel, recipient.name) if recipient else ("-", f"person {r.person_id}")
         found.append(Waiting(r.id, state, channel, to, r.msgid, r.error))

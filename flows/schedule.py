@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from storage.db import wake_at
@@ -26,9 +26,13 @@ def at(session: Session, kind: str, subject_id: int, due_at: datetime, key: str 
     wake_at(session, "work", due_at)
 
 
-def next_due(session: Session, channels: Collection[str] = ()) -> tuple[datetime | None, datetime | None]:
+def next_due(
+    session: Session, channels: Collection[str] = (), after: datetime | None = None
+) -> tuple[datetime | None, datetime | None]:
     """When something is next due: (a row of due work, a message that may go on one of `channels`:
-    to a group on one of them, or to a person with an account there)."""
+    to a group on one of them, or to a person with an account there). `after`: only messages due
+    later (those due by then were just looked at by a delivery, which says when what it set aside
+    may go)."""
     work = select(func.min(DueWork.due_at)).where(DueWork.fired_at.is_(None)).scalar_subquery()
     served = list(channels)
     to_group = select(Group.id).where(Group.id == Outbox.group_id, Group.channel.in_(served))
@@ -39,6 +43,7 @@ def next_due(session: Session, channels: Collection[str] = ()) -> tuple[datetime
         select(func.min(Outbox.next_attempt_at))
         .where(Outbox.sent_at.is_(None), Outbox.failed_at.is_(None), Outbox.held_at.is_(None))
         .where(to_group.exists() | to_person.exists())
+        .where(Outbox.next_attempt_at > after if after is not None else true())
         .scalar_subquery()
     )
     found = session.execute(select(work, message)).one()

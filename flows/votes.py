@@ -336,6 +336,11 @@ def _live_poll(
     )
 
 
+def unit_of(poll_unit: str, member: people.Member) -> int | None:
+    """Who votes in a poll: the person, or their household (None: they have no home)."""
+    return member.id if poll_unit == "person" else member.household_id
+
+
 def live_poll(session: Session, person: people.Member, issue_id: int, now: datetime) -> LivePoll:
     """The issue's open poll (or a refusal saying why there is none)."""
     return _live_poll(session, person, issue_id, now).poll
@@ -362,7 +367,7 @@ def vote(
         if held is None:
             raise Refused("The vote on issue #{n} has closed.", n=issue_id)
         sealed = held[0]
-    unit = voter.id if poll.unit == "person" else voter.household_id
+    unit = unit_of(poll.unit, voter)
     if not found.eligible or unit is None:
         raise Refused("{name} is not eligible in the vote on issue #{n}.", name=voter.name, n=issue_id)
     try:
@@ -499,7 +504,7 @@ def proxy_vote(
 
 def ballot_of(session: Session, voter: people.Member, poll: Poll) -> list[int] | None:
     """The choices of the voter's unit's ballot in an open poll, if it has voted."""
-    unit = voter.id if poll.unit == "person" else voter.household_id
+    unit = unit_of(poll.unit, voter)
     return session.scalar(select(Ballot.choices).where(Ballot.poll_id == poll.id, Ballot.unit_id == unit))
 
 

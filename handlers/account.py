@@ -120,7 +120,7 @@ def join(ctx: Ctx, args: str) -> list[Reply]:
     invite.used_at, invite.used_by_account_id = ctx.now, ctx.account.id
     ctx.account.person_id, ctx.account.last_seen_at = invite.person_id, ctx.now
     ctx.person = invite.person
-    outbox.release_held(ctx.session, invite.person_id, ctx.now)  # a new way to reach them
+    outbox.release_held(ctx.session, ctx.now, person_id=invite.person_id)  # a new way to reach them
     audit.append(
         ctx.session,
         at=ctx.now,

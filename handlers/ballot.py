@@ -20,6 +20,7 @@ from dataclasses import replace
 
 from flows import votes
 from flows.errors import Refused
+from flows.issues import require_registered
 from flows.messages import STALE, Option, Reply
 from handlers import format as fmt
 from handlers.context import Ctx
@@ -88,9 +89,7 @@ def open_for(ctx: Ctx, poll_id: int) -> Poll:
 def press(ctx: Ctx, payload: str) -> list[Reply]:
     """A vote button pressed: answered on the button (an alert), or by the ballot's next state."""
     if ctx.member is None:
-        raise Refused(
-            "You are not in the register yet. Send /join CODE with the invite code from your community."
-        )
+        require_registered(None)
     secret = _SECRET.match(payload)
     found = secret or _OPEN.match(payload)
     if found is None:

@@ -193,7 +193,7 @@ def load_sender(session: Session, channel: str, external_id: str, now: datetime)
     seen, blocked, overtaken = row[9:]
     windowed = channel in outbox.WINDOWS and (seen is None or now - seen >= SEEN_EVERY)
     if person_id is not None and not gone and (overtaken or blocked or windowed):
-        seen_now(session, account_id, person_id, now, blocked is not None)
+        seen_now(session, account_id, person_id, now)
     if person_id is None or gone:
         return Sender(account_id, account_locale, None, None, None, None, None, dialog)
     return Sender(
@@ -201,16 +201,14 @@ def load_sender(session: Session, channel: str, external_id: str, now: datetime)
     )
 
 
-def seen_now(
-    session: Session, account_id: int, person_id: int, now: datetime, was_blocked: bool = True
-) -> None:
-    """The person writes from this account: it is the one to reach them through (kept to the hour,
-    and at every change of account), and no longer blocked; what was held for them goes out."""
+def seen_now(session: Session, account_id: int, person_id: int, now: datetime) -> None:
+    """The person writes from this account: it is the one to reach them through (kept to the hour
+    on a channel with a chat window, and at every change of account), and no longer blocked; what
+    was held for them (blocked, a window closed) goes out."""
     session.connection().execute(
         update(Account).where(Account.id == account_id).values(last_seen_at=now, blocked_at=None)
     )
-    if was_blocked:
-        outbox.release_held(session, person_id, now)
+    outbox.release_held(session, now, person_id=person_id)
 
 
 def find_account(session: Session, channel: str, external_id: str, now: datetime) -> Account:

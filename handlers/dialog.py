@@ -92,6 +92,8 @@ def advance(ctx: Ctx, dialog: Dialog, state: DialogState, text: str, button: boo
     its buttons)."""
     step = dialog.steps[state.step]
     data = dict(state.data or {})
+    if button and text not in {o.payload for o in step.prompt(ctx, data).options}:
+        raise Refused(STALE)  # not one of the step's own buttons (a free-text step has none)
     done = [Reply("", replace=True)] if button else []
     try:
         with ctx.session.begin_nested():  # a refusal undoes what the step did, and nothing else

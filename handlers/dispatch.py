@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from flows import groups
 from flows.clock import Clock
 from flows.errors import Refused
 from flows.messages import STALE, Incoming, Reply
@@ -43,12 +44,21 @@ APOLOGY = N_("Sorry, something went wrong on our side and nothing was changed. P
 
 
 _START = re.compile(r"^[A-Za-z0-9]{1,40}$")
+_DEEP_LINK = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what Telegram lets a deep link start
 UNBOUND_GROUP = ("linkgroup", "help", "start")  # what a group not bound to a scope is answered
 
 
 def private_pointer(ctx: Ctx, name: str, args: str = "") -> Reply:
     """The answer in a group to what is done in the private chat: a pointer there (a deep link on
-    Telegram) that starts it."""
+    Telegram) that starts it. An invite code is never repeated in it: a link in a group is
+    pressed by anyone, and would bind their account to the code's owner."""
+    if name == "join":
+        return Reply(
+            ctx.t(
+                "An invite code is yours alone: send /join CODE in your private chat with me, not in a group."
+            ),
+            start="help",
+        )
     start = f"{name}_{args}" if _START.match(args) else name
     return Reply(ctx.t("Please continue in your private chat with me: /{command}", command=name), start=start)
 
@@ -204,8 +214,15 @@ class Dispatcher:
                     )
                 )
             ]
+        if ctx.group is not None:
+            groups.back(ctx.session, ctx.group, ctx.now)
         if command.private:
             return [private_pointer(ctx, command.name, parsed.args)]
+        if command.name == "start" and parsed.args:  # what a deep link starts, it starts in private
+            if parsed.args.split("_", 1)[0] == "join":
+                return [private_pointer(ctx, "join")]
+            start = parsed.args if _DEEP_LINK.match(parsed.args) else "help"
+            return [replace(private_pointer(ctx, "start"), start=start)]
         return self._run(ctx, parsed)
 
     def _run(self, ctx: Ctx, parsed: Parsed) -> list[Reply]:

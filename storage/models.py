@@ -147,6 +147,8 @@ class Group(Base):
     bound_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # undone by /unlinkgroup (the row stays: what was sent to the group refers to it)
     unbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # the platform refused to deliver (the bot was removed): messages are held until it is back
+    blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     scope: Mapped[Scope] = relationship(foreign_keys=[scope_id])
 
@@ -291,6 +293,7 @@ class Outbox(Base):
         Index(
             "ix_outbox_held",
             "person_id",
+            "group_id",
             sqlite_where=text("held_at IS NOT NULL"),
             postgresql_where=text("held_at IS NOT NULL"),
         ),

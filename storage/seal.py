@@ -90,6 +90,8 @@ class BallotKey:
         try:
             with os.fdopen(fd, "w", encoding="ascii") as f:
                 f.write(text + "\n")
+                f.flush()
+                os.fsync(f.fileno())  # on disk before it is in place: a crash leaves no empty key
             os.link(draft, self.path)
         except FileExistsError:  # another process made it first: its key is the key
             return decode_key(self.path.read_text(encoding="ascii", errors="replace"), str(self.path))

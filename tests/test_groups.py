@@ -8,9 +8,11 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from flows.messages import Incoming
-from storage.models import Ballot, DialogState, Group, Issue, Participation
+from flows.outbox import DeliveryFailed
+from storage.models import Ballot, DialogState, Group, Issue, Outbox, Participation
 from tests.harness import TestBot
 from tests.test_decide import discussing, open_vote
+from tests.test_outbox import Channel
 
 GROUP = "GROUP 梧桐社区/东片区/东一网格/1栋"
 
@@ -117,7 +119,7 @@ def test_an_old_keyboard_or_a_forged_button_answers_nothing(bot_en: TestBot) -> 
     bot.say("/raise")
     assert "This button is no longer valid." in bot.press(1)  # the old dialog's button
     account = bot.console.account_id
-    for forged in ("d:raise.0000:title:x", "v:999:1", "v:1:s7:c", "anything"):
+    for forged in ("d:raise.zzzz:title:x", "v:999:1", "v:1:s7:c", "anything"):  # no token is zzzz
         replies = bot.app.dispatcher.handle(Incoming("console", account, "console", payload=forged))
         assert [(r.text, r.alert) for r in replies] == [("This button is no longer valid.", True)], forged
     assert "Please describe" in bot.say("楼道灯坏了")  # the dialog is still at its title step
@@ -243,3 +245,57 @@ def test_a_bound_group_reads_the_weekly_digest_of_its_scope(bot: TestBot) -> Non
     monday = bot.say("/clock +6d")  # START is Tuesday 1 December, 10:00 in Shanghai
     assert f"[→ {GROUP}] 您所在范围的议事摘要" in monday  # besides 孙丽华's own, as a leader
     assert "#1 1栋电梯经常停运" in monday.split(f"[→ {GROUP}]")[1] and "本社区议事记录链现为第" in monday
+
+
+def test_a_deep_link_or_an_invite_code_sent_in_a_group_is_sent_back_to_the_private_chat(
+    bot_en: TestBot,
+) -> None:
+    bot = bot_en
+    bound(bot)
+    bot.in_group("1栋群", as_="欧阳明")
+    for start in ("/start my", "/start raise", "/start vote_1"):
+        reply = bot.say(start)
+        assert "Please continue in your private chat with me" in reply and "You are" not in reply, start
+    code = "ABCD2345"
+    joined = bot.say(f"/join {code}")
+    assert "An invite code is yours alone" in joined and code not in joined  # no link that binds to it
+    with bot.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(DialogState)) == 0
+
+
+def test_a_ballot_typed_in_a_group_is_confirmed_to_the_voter_only(bot_en: TestBot) -> None:
+    bot = bot_en
+    bound(bot)
+    discussing(bot)
+    open_vote(bot, "1", "3d", "1", "1", "1")
+    bot.say("/as 王芳")
+    typed = Incoming("console", bot.console.account_id, "1栋群", text="/vote 1 1", is_group=True)
+    [reply] = bot.app.dispatcher.handle(typed)
+    assert reply.private and "recorded: agree" in reply.text
+
+
+def test_a_group_the_bot_was_removed_from_holds_its_messages_until_the_bot_is_back(bot_en: TestBot) -> None:
+    bot = bot_en
+    bound(bot)
+    with bot.db.transaction() as session:
+        group = session.scalar(select(Group))
+        assert group is not None
+        group.channel = "flaky"  # a channel whose groups can remove the bot
+    kicked = Channel(
+        lambda text: DeliveryFailed("Forbidden: bot was kicked from the group chat", blocked=True)
+    )
+    bot.say("/as 欧阳明")
+    bot.raise_issue("1栋电梯经常停运")
+    bot.say("/support 1", as_="李伟@1栋-102")
+    bot.say("/support 1", as_="王芳")  # the group is told the issue is in discussion
+    for _ in range(3):
+        bot.app.deliver({"flaky": kicked})
+    assert len(kicked.received) == 0
+    with bot.db.transaction() as session:
+        row = session.scalar(select(Outbox).where(Outbox.group_id.is_not(None)))
+        assert row is not None and row.held_at is not None and row.failed_at is None and row.attempts == 0
+        assert session.scalar(select(Group.blocked_at)) is not None
+    # the bot is added back: it hears from the group, and what was held goes out
+    bot.app.dispatcher.handle(Incoming("flaky", "孙丽华", "1栋群", text="/help", is_group=True))
+    back = Channel()
+    assert bot.app.deliver({"flaky": back}).sent == 1 and "now open for discussion" in back.received[0]

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from flows import actions, due, people, register, votes
+from flows import groups as group_flow
 from flows import issues as issue_flow
 from flows.messages import Incoming
 from storage.db import Database
@@ -25,6 +26,7 @@ from storage.models import (
     ActionItem,
     Ballot,
     DueWork,
+    Group,
     Invite,
     Issue,
     Participation,
@@ -337,3 +339,36 @@ def test_the_same_update_handled_by_two_workers_at_once_is_handled_once(bot: Tes
     _, second = race(bot, first, lambda: bot.app.dispatcher.handle(support))
     assert second == []  # it waited for the first, then found the key: ignored
     assert count(bot, select(func.count()).select_from(Support)) == 2  # the author's and one
+
+
+def test_a_repeat_of_an_update_whose_first_handling_was_undone_is_handled(bot: TestBot) -> None:
+    bot.say("/as 欧阳明")
+    bot.raise_issue("1栋电梯经常停运")
+    bot.say("/as 王芳")
+    wang = f"person:{person(bot, '王芳').id}"
+    support = Incoming("console", wang, "console", text="/support 1", update_key="update-100")
+
+    def first(session: Session) -> None:  # a first worker records the key, then fails: rolled back
+        session.execute(
+            sa.text(
+                "INSERT INTO handled_updates (channel, key, handled_at) VALUES ('console', 'update-100', now())"
+            )
+        )
+
+    with pytest.raises(RuntimeError), bot.db.transaction() as session:
+        first(session)
+        raise RuntimeError("the first worker died")
+    assert "You support issue #1" in bot.app.dispatcher.handle(support)[0].text
+
+
+def test_two_groups_binding_one_scope_at_once_leave_one_bound_and_refuse_the_other(bot: TestBot) -> None:
+    bot.say("/as 孙丽华")
+    leader = f"person:{person(bot, '孙丽华').id}"
+
+    def first(session: Session) -> None:  # a first group's binding, not yet committed
+        group_flow.bind(session, people.find(session, "孙丽华"), "console", "群甲", "", bot.clock.now(), None)
+
+    link = Incoming("console", leader, "群乙", text="/linkgroup", is_group=True)
+    _, replies = race(bot, first, lambda: bot.app.dispatcher.handle(link))
+    assert "already has a group here" in replies[0].text  # refused in words, not with an apology
+    assert count(bot, select(func.count(Group.id))) == 1

@@ -143,7 +143,7 @@ class Console:
                 account = find_account(session, CHANNEL, external, now)
                 if account.person_id != person.id:
                     account.person_id = person.id
-                    outbox.release_held(session, person.id, now)  # a new way to reach them
+                    outbox.release_held(session, now, person_id=person.id)  # a new way to reach them
                 where = _where(session, person)
                 t = Translator(locale_of(account, person, self.app.config.locale))
         except Refused as refusal:

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("bound_by", sa.Integer(), nullable=False),
         sa.Column("bound_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("unbound_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("blocked_at", UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["bound_by"], ["people.id"], name=op.f("fk_groups_bound_by_people")),
         sa.ForeignKeyConstraint(["community_id"], ["scopes.id"], name=op.f("fk_groups_community_id_scopes")),
         sa.ForeignKeyConstraint(["scope_id"], ["scopes.id"], name=op.f("fk_groups_scope_id_scopes")),
@@ -88,13 +89,8 @@ def upgrade() -> None:
             "UPDATE outbox SET person_id = (SELECT person_id FROM accounts WHERE accounts.id = outbox.account_id)"
         )
     )
-    conn.execute(
-        sa.text(
-            "UPDATE outbox SET failed_at = created_at, error = 'the account has no person any more', "
-            "person_id = (SELECT min(id) FROM people) WHERE person_id IS NULL"
-        )
-    )
-    conn.execute(sa.text("DELETE FROM outbox WHERE person_id IS NULL"))  # no people at all: nothing to keep
+    # a row for an account bound to nobody could never be sent, nor be addressed to anyone now
+    conn.execute(sa.text("DELETE FROM outbox WHERE person_id IS NULL"))
     with op.batch_alter_table("outbox") as batch:
         batch.create_foreign_key(op.f("fk_outbox_person_id_people"), "people", ["person_id"], ["id"])
         batch.create_foreign_key(op.f("fk_outbox_group_id_groups"), "groups", ["group_id"], ["id"])
@@ -103,7 +99,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_outbox_waiting", "outbox", ["next_attempt_at"], sqlite_where=WAITING, postgresql_where=WAITING
     )
-    op.create_index("ix_outbox_held", "outbox", ["person_id"], sqlite_where=HELD, postgresql_where=HELD)
+    op.create_index(
+        "ix_outbox_held", "outbox", ["person_id", "group_id"], sqlite_where=HELD, postgresql_where=HELD
+    )
 
 
 def downgrade() -> None:
