@@ -137,6 +137,18 @@ def unbind(
     return group
 
 
+def presence(session: Session, channel: str, chat_id: str, here: bool, now: datetime) -> None:
+    """The platform says the bot was removed from a group (its messages are held from now on) or
+    is in it again (what was held goes out)."""
+    group = bound(session, channel, chat_id)
+    if group is None:
+        return
+    if here:
+        back(session, group, now)
+    elif group.blocked_at is None:
+        group.blocked_at = now
+
+
 def back(session: Session, group: Group, now: datetime) -> None:
     """The bot hears from the group again (it was added back): what was held for it goes out."""
     if group.blocked_at is not None:

@@ -8,6 +8,7 @@ is what makes two supports racing the threshold open the discussion once, at the
 
 from __future__ import annotations
 
+import base64
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from sqlalchemy.sql import ColumnElement
 from flows import audit, lifecycle, outbox, people, schedule, scopes, settings, textsense
 from flows.errors import Refused
 from flows.numbers import whole
-from storage.models import Comment, CommentReport, Household, Issue, Person, Scope, Support
+from storage.models import Comment, CommentReport, Household, Issue, IssuePhoto, Person, Scope, Support
 from storage.rows import insert_new, locked
 
 TITLE_MAX = 100
@@ -200,8 +201,34 @@ def similar_open(
     return textsense.similar(session, f"{title} {details}", ids, lifecycle.SIMILAR_CANDIDATES, exclude=backed)
 
 
+PHOTO_MAX = 2_000_000  # bytes: a phone's photo, at most 1280 px across
+
+
+def keep_photo(data: bytes) -> str:
+    """A photo sent while raising an issue, as dialog data keeps it until the issue is published."""
+    if len(data) > PHOTO_MAX:
+        raise Refused(
+            "The photo is too large ({n} KB); at most {max} KB please.",
+            n=len(data) // 1000,
+            max=PHOTO_MAX // 1000,
+        )
+    if not data.startswith((b"\xff\xd8", b"\x89PNG")):
+        raise Refused("That is not a photo I can keep (JPEG or PNG).")
+    return base64.b64encode(data).decode()
+
+
+def photo_of(session: Session, issue_id: int) -> bytes | None:
+    return session.scalar(select(IssuePhoto.data).where(IssuePhoto.issue_id == issue_id))
+
+
 def raise_issue(
-    session: Session, author: Person, scope_id: int, title: str, details: str, now: datetime
+    session: Session,
+    author: Person,
+    scope_id: int,
+    title: str,
+    details: str,
+    now: datetime,
+    photo: str | None = None,
 ) -> tuple[Issue, Tally]:
     title, details = clean_title(title), clean_text(details)
     allowed = {s.id: s for s in scope_choices(session, author)}
@@ -223,6 +250,10 @@ def raise_issue(
     )
     textsense.index_issue(session, issue)
     lifecycle.record_creation(session, issue, now)
+    if photo is not None:
+        data = base64.b64decode(photo)
+        mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+        session.add(IssuePhoto(issue_id=issue.id, data=data, mime=mime, created_at=now))
     audit.append(
         session,
         at=now,

@@ -55,13 +55,16 @@ ATTENDED = frozenset({"console"})
 class DeliveryFailed(Exception):
     """A channel could not deliver: `permanent` when trying again cannot help (a text refused),
     `blocked` when the account cannot be reached until the person writes again, `retry_after`
-    (seconds) when the platform asks to wait before sending to this chat again."""
+    (seconds) when the platform asks to wait before sending to this chat again, `moved_to` when
+    a group has a new id on the platform (to be sent to at once)."""
 
     def __init__(
-        self, reason: str, permanent: bool = False, blocked: bool = False, retry_after: float | None = None
-    ) -> None:
+        self, reason: str, permanent: bool = False, blocked: bool = False, retry_after: float | None = None,
+        moved_to: str | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(reason)
         self.permanent, self.blocked, self.retry_after = permanent, blocked, retry_after
+        self.moved_to = moved_to
 
 
 class Recipient(NamedTuple):
@@ -599,7 +602,7 @@ class Attempt:
         now = self.now()
         values: dict[str, object] = {"error": str(exc)[:500], "account_id": self.recipient.account_id}
         again: datetime | None = None
-        if exc.blocked:  # at once: the person's other accounts are tried, or the rows are held
+        if exc.blocked or exc.moved_to:  # at once: the person's other accounts, the group's new id
             again = now
             values |= {"next_attempt_at": now, "attempts": Outbox.attempts - 1}
         elif exc.permanent or self.attempts >= MAX_ATTEMPTS:
@@ -616,6 +619,10 @@ class Attempt:
             if exc.blocked and self.recipient.group_id is not None:  # the bot was removed from it
                 session.execute(
                     update(Group).where(Group.id == self.recipient.group_id).values(blocked_at=now)
+                )
+            if exc.moved_to and self.recipient.group_id is not None:  # followed: nothing queued is lost
+                session.execute(
+                    update(Group).where(Group.id == self.recipient.group_id).values(chat_id=exc.moved_to)
                 )
             if again is not None:
                 wake_at(session, "message", again)
@@ -639,7 +646,8 @@ class Attempt:
             # blocked: tried again at once, on the person's next account; refused for good: this
             # message only; else the chat waits out the backoff (or the platform's wait)
             again = self.failed(exc)
-            return Outcome(False, None if exc.blocked else again, chat_ok=exc.permanent and not exc.blocked)
+            at_once = exc.blocked or exc.moved_to is not None
+            return Outcome(False, None if at_once else again, chat_ok=exc.permanent and not at_once)
         except Exception as exc:
             log.exception("outbox row %s: unexpected error", ", ".join(map(str, self.rows)))
             return Outcome(False, self.failed(DeliveryFailed(type(exc).__name__)), chat_ok=False)

@@ -194,6 +194,20 @@ class Dispatcher:
                 except Refused as refusal:
                     return [left, Reply(fmt.refusal(ctx.t, refusal))]
         if parsed is None:
+            if ctx.incoming.unreadable:
+                return [
+                    Reply(
+                        ctx.t(
+                            "I read text and buttons, and a photo while an issue is raised; not this. Send /help for the commands you can use."
+                        )
+                    )
+                ]
+            if ctx.incoming.photo is not None:
+                return [
+                    Reply(
+                        ctx.t("I keep a photo only while an issue is raised, at its details step (/raise).")
+                    )
+                ]
             if not text:
                 return []
             return [Reply(ctx.t("I did not understand that. Send /help for the commands you can use."))]

@@ -45,7 +45,8 @@ def list_issues(ctx: Ctx, args: str) -> list[Reply]:
 def show(ctx: Ctx, args: str) -> list[Reply]:
     person = ctx.registered
     issue = flow.get_issue(ctx.session, person, flow.parse_id(one_arg(args, "/issue N")))
-    return [Reply(fmt.view(ctx.session, ctx.t, issue, ctx.timezone(issue.community_id)))]
+    view = fmt.view(ctx.session, ctx.t, issue, ctx.timezone(issue.community_id))
+    return [Reply(view, photo=flow.photo_of(ctx.session, issue.id))]
 
 
 def support(ctx: Ctx, args: str) -> list[Reply]:

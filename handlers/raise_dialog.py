@@ -29,6 +29,12 @@ def _details_prompt(ctx: Ctx, data: dict) -> Reply:
 
 
 def _details(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
+    """The situation in words; a photo sent here (its caption the words) is kept with the issue."""
+    photo = ctx.incoming.photo
+    if photo is not None:
+        data["photo"] = flow.keep_photo(photo)
+        if not text.strip():  # the photo alone: the words are still to come
+            return "details", [Reply(ctx.t("The photo is kept with the issue."))]
     data["details"] = flow.clean_text(text)
     return "scope", []
 
@@ -89,7 +95,7 @@ def _confirm(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
         issue, tally, opened = flow.support(ctx.session, person, int(chosen.payload.split(":")[1]), ctx.now)
         return None, [support_reply(ctx, issue, tally, opened)]
     issue, tally = flow.raise_issue(
-        ctx.session, person, data["scope_id"], data["title"], data["details"], ctx.now
+        ctx.session, person, data["scope_id"], data["title"], data["details"], ctx.now, data.get("photo")
     )
     if issue.status == "discussing":
         return None, [Reply(ctx.t("Published issue #{id}; it is open for discussion.", id=issue.id))]

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -210,6 +211,18 @@ class Issue(Base):
 
     scope: Mapped[Scope] = relationship(foreign_keys=[scope_id])
     author: Mapped[Person] = relationship()
+
+
+class IssuePhoto(Base):
+    """The photo a resident sent with an issue, its bytes kept here (a platform's file id is good
+    for one bot only, and the board and WeChat must show it too)."""
+
+    __tablename__ = "issue_photos"
+
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    mime: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class IssueKeyword(Base):

@@ -31,9 +31,9 @@ server (tdlib/telegram-bot-api) uses, in the API's own shape: `{"ok": true, "res
 Tests make what people do (`user`, `group`, `say`, `press`, `send_photo_from`, `block`,
 `remove_bot`, `migrate`, `incoming` and `inject` for anything else, `post_update` to a webhook;
 `jpeg` makes a picture's bytes) and read what the bot did (`sent`, `messages`, `answers`,
-`commands`, `webhook`, `allowed_updates`, `deliveries`, `texts_to`, `buttons_of`, `last_to`). `on_message` is a hook
-called with the count of messages accepted so far, before the answer goes back: a test can kill
-the sender there, with the message received but its answer still in flight.
+`commands`, `webhook`, `allowed_updates`, `deliveries`, `texts_to`, `buttons_of`, `last_to`).
+`on_message` is a hook called with the count of messages accepted so far, before the answer goes
+back: a test can kill the sender there, with the message received but its answer still in flight.
 """
 
 from __future__ import annotations

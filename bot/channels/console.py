@@ -65,7 +65,8 @@ class Console:
     def render(self, chat: str, reply: Reply) -> str:
         """A message as printed: its text, its buttons as `[n] label` (remembered for /press),
         and where it points to."""
-        lines = [reply.text] if reply.text else []
+        lines = [f"[photo: {len(reply.photo):,} bytes]"] if reply.photo else []
+        lines += [reply.text] if reply.text else []
         if reply.options:
             self.buttons[chat] = reply.options
             lines += [f"[{n}] {o.label}" for n, o in enumerate(reply.options, start=1)]

@@ -1,4 +1,4 @@
-"""Telegram through python-telegram-bot 22: the outbox's messages to residents' private chats.
+"""The outbox's messages on Telegram: to residents' private chats and to bound groups.
 
 A Telegram account's external id is the resident's user id, which is also the id of their
 private chat with the bot. Sending runs on the process's event loop; the outbox's sender
@@ -22,7 +22,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
-from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 
@@ -42,19 +42,28 @@ T = TypeVar("T")
 GROUP_PACE = Pace(20, 60)
 
 
+def make_bot(config: Config) -> ExtBot:
+    """The bot of this process: Telegram's (or `TELEGRAM_API_URL`'s), rate-limited to Telegram's
+    30 messages a second, waiting out a flood control's `retry_after` up to three times."""
+    api_url = config.telegram_api_url or DEFAULT_API_URL
+    return ExtBot(
+        config.telegram_token,
+        base_url=api_url,
+        base_file_url=api_url.removesuffix("/bot") + "/file/bot",
+        request=HTTPXRequest(connect_timeout=5, read_timeout=10, write_timeout=10, pool_timeout=5),
+        rate_limiter=AIORateLimiter(max_retries=3),
+    )
+
+
 class TelegramChannel:
     name = CHANNEL
     max_length = MessageLimit.MAX_TEXT_LENGTH  # longer texts (a digest) go in parts, cut at line ends
     quiet_hours = True
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, bot: ExtBot | None = None) -> None:
+        """`bot`: the one of the process's `Application`, where it receives updates too."""
         self.api_url = config.telegram_api_url or DEFAULT_API_URL
-        self.bot = ExtBot(
-            config.telegram_token,
-            base_url=self.api_url,
-            request=HTTPXRequest(connect_timeout=5, read_timeout=10, write_timeout=10, pool_timeout=5),
-            rate_limiter=AIORateLimiter(max_retries=3),
-        )
+        self.bot = bot or make_bot(config)
         self.loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -136,6 +145,8 @@ def failure(exc: TelegramError) -> DeliveryFailed:
     person; a flood control's wait is honoured for that chat; a refused text fails for good."""
     if isinstance(exc, RetryAfter):
         return DeliveryFailed(exc.message, retry_after=exc.retry_after.total_seconds())
+    if isinstance(exc, ChatMigrated):  # a group upgraded to a supergroup: its new id
+        return DeliveryFailed(exc.message, moved_to=str(exc.new_chat_id))
     if isinstance(exc, Forbidden) or (
         isinstance(exc, BadRequest) and "chat not found" in exc.message.lower()
     ):
