@@ -83,8 +83,11 @@ class App:
             if frozenset(senders) != self._looked_for:  # what it knows is of other channels' messages
                 self._looked = None
             work, messages = self._due("work", now), self._due("message", now)
+            # what only delivery knows (a paced chat, a vote message's next edit) stays known until
+            # it looks again
+            later = [self.next["message"]]
         won = self.run_due() if work else 0
-        sent, later, looked_at = 0, [], None
+        sent, looked_at = 0, None
         if messages or won:
             looked_at = self.clock.now()
             delivery = self.deliver(senders, stopping)

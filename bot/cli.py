@@ -49,7 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     inv = sub.add_parser(
         "invites", parents=[common, with_community], help="invite codes: name,building,room,code"
     )
-    inv.add_argument("--format", choices=("csv",), default="csv")
+    inv.add_argument(
+        "--format",
+        choices=("csv", "links"),
+        default="csv",
+        help="csv: name,building,room,code; links: name,building,room,link (Telegram deep links)",
+    )
     exp = sub.add_parser("export", parents=[common, with_community], help="the public record")
     exp.add_argument("--format", choices=("json", "csv"), default="json")
     st = sub.add_parser(
@@ -66,6 +71,21 @@ def _parser() -> argparse.ArgumentParser:
     clock.add_argument(
         "--once", action="store_true", help="do what is due and send what is queued, then exit"
     )
+    tg = sub.add_parser(
+        "telegram", parents=[common], help="Telegram by long polling, with the clock in this process"
+    )
+    hook = tg.add_mutually_exclusive_group()
+    hook.add_argument(
+        "--set-webhook", action="store_true", help="register TELEGRAM_WEBHOOK_URL with its secret, then exit"
+    )
+    hook.add_argument(
+        "--delete-webhook", action="store_true", help="remove the webhook (to poll again), then exit"
+    )
+    serve = sub.add_parser(
+        "serve", parents=[common], help="the web process: POST /telegram (webhooks), GET /healthz"
+    )
+    serve.add_argument("--port", type=int, metavar="P", help="default: $PORT, else 8000")
+    serve.add_argument("--host", default="0.0.0.0", help="default: 0.0.0.0 (every interface)")
     box = sub.add_parser("outbox", parents=[common], help="what is queued, held and failed, per channel")
     box_sub = box.add_subparsers(dest="action", metavar="ACTION")
     retry = box_sub.add_parser("retry", parents=[common], help="send a failed or held message again")
@@ -200,8 +220,23 @@ def _invites(args: argparse.Namespace, config: Config, t: Translator) -> int:
         rows = invites.open_codes(session, args.community)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["name", "building", "room", "code"])
-    writer.writerows(rows)
+    if args.format == "links":
+        import asyncio
+
+        from bot.channels import ChannelUnavailable
+        from bot.channels.telegram.runner import username
+
+        _need_token(config)
+        try:
+            bot = asyncio.run(username(config))
+        except ChannelUnavailable as exc:
+            _channel_unavailable(t, exc)
+            return 1
+        writer.writerow(["name", "building", "room", "link"])
+        writer.writerows((*row[:3], f"https://t.me/{bot}?start=join_{row[3]}") for row in rows)
+    else:
+        writer.writerow(["name", "building", "room", "code"])
+        writer.writerows(rows)
     sys.stdout.write(out.getvalue())
     return 0
 
@@ -282,6 +317,64 @@ def _clock(args: argparse.Namespace, config: Config, t: Translator) -> int:
     except ChannelUnavailable as exc:
         _channel_unavailable(t, exc)
         return 1
+    return 0
+
+
+def _need_token(config: Config) -> None:
+    if not config.telegram_token:
+        raise Refused("TELEGRAM_TOKEN is not set: a bot's token comes from @BotFather on Telegram.")
+
+
+def _telegram(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    import asyncio
+
+    from bot.channels import ChannelUnavailable
+    from bot.channels.telegram import runner
+
+    _need_token(config)
+    try:
+        if args.delete_webhook:
+            asyncio.run(runner.delete_webhook(config))
+            print(t("The webhook is removed: `yishi telegram` can poll now."))
+            return 0
+        if args.set_webhook:
+            if not config.telegram_webhook_url or not config.telegram_webhook_secret:
+                raise Refused(
+                    "Set TELEGRAM_WEBHOOK_URL (https://…/telegram, where `yishi serve` answers) and TELEGRAM_WEBHOOK_SECRET first."
+                )
+            asyncio.run(runner.set_webhook(config))
+            print(t("Telegram now sends updates to {url}.", url=config.telegram_webhook_url))
+            return 0
+        from bot.app import App
+
+        app = App(config)
+        asyncio.run(runner.poll_until_signalled(app, config))
+    except runner.WebhookSet as exc:
+        print(
+            t(
+                "A webhook is set ({url}): Telegram sends the updates there, and polling would remove it. Run `yishi serve` for webhooks, or `yishi telegram --delete-webhook` to poll instead.",
+                url=exc.url,
+            ),
+            file=sys.stderr,
+        )
+        return 1
+    except ChannelUnavailable as exc:
+        _channel_unavailable(t, exc)
+        return 1
+    return 0
+
+
+def _serve(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    import uvicorn
+
+    from bot import web
+
+    try:
+        site = web.create(config)
+    except ConfigError as exc:
+        print(f"yishi: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(site, host=args.host, port=args.port or config.port, access_log=False, log_level="info")
     return 0
 
 
@@ -371,6 +464,8 @@ _COMMANDS = {
     "outbox": _outbox,
     "groups": _groups,
     "clock": _clock,
+    "telegram": _telegram,
+    "serve": _serve,
 }
 
 if __name__ == "__main__":

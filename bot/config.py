@@ -59,6 +59,12 @@ def _ballot_key(name: str, value: str) -> str:
     return value
 
 
+def _port(name: str, value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError(f"{name}={value!r} is not a port number (1-65535)")
+    return int(value)
+
+
 def masked_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -84,6 +90,7 @@ class Config:
     wecom_robot_urls: tuple[str, ...] = ()
     ballot_key: str = ""
     ballot_key_file: str = "yishi-ballot.key"
+    port: int = 8000  # of `yishi serve`
 
     def __repr__(self) -> str:
         shown = []
@@ -126,4 +133,5 @@ class Config:
             wecom_robot_urls=tuple(u.strip() for u in get("WECOM_ROBOT_URLS").split(",") if u.strip()),
             ballot_key=_ballot_key("YISHI_BALLOT_KEY", get("YISHI_BALLOT_KEY")),
             ballot_key_file=get("YISHI_BALLOT_KEY_FILE", "yishi-ballot.key") or "yishi-ballot.key",
+            port=_port("PORT", get("PORT", "8000") or "8000"),
         )

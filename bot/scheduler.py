@@ -13,7 +13,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -36,6 +36,7 @@ class Wakeup:
         self.busy = asyncio.Lock()  # the jobs share one step at a time
         self.stopping = threading.Event()  # read by the sender between messages
         self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
+        self.planned: datetime | None = None  # the time of the "next-due" job, while there is one
 
     async def connect(self) -> list[ChannelUnavailable]:
         """Start the channels not started yet; why each of the others cannot start. One that
@@ -69,6 +70,7 @@ class Wakeup:
         return self.app.step(self.ready, self.stopping.is_set)
 
     async def tick(self) -> None:
+        self.planned = None  # this may be the "next-due" job, now run
         async with self.busy:
             await self.connect()
             won, sent = await asyncio.to_thread(self.step)  # the database calls are blocking
@@ -77,10 +79,15 @@ class Wakeup:
         self.plan_next()
 
     def plan_next(self) -> None:
+        """A wake-up at the next due time, where that is not planned already (called after every
+        step, and after every update a process with updates handles)."""
         at = self.app.next_due
-        if at is not None:
+        if at is not None and at != self.planned:
+            self.planned = at
+            # `at` is on the app's clock (moved in the console and in tests); the scheduler's is real
+            wait = max(at - self.app.clock.now(), timedelta(0))
             self.scheduler.add_job(
-                self.tick, "date", run_date=max(at, datetime.now(UTC)), id="next-due", replace_existing=True
+                self.tick, "date", run_date=datetime.now(UTC) + wait, id="next-due", replace_existing=True
             )
 
     def timezones(self) -> set[str]:

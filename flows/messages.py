@@ -32,6 +32,8 @@ class Incoming:
     group_admin: bool | None = None
     photo: bytes | None = None  # a photo sent (its caption is the text), as JPEG
     unreadable: bool = False  # something sent that is neither text nor a photo (a sticker, a voice note)
+    chat_title: str | None = None  # a group's name on the platform, kept when it is bound
+    edited: bool = False  # a message changed after it was sent: answered, never read again
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from flows import actions, scopes
 from flows.messages import Reply
 from handlers import account, decide_commands, digest_command, group_commands, issue_commands
 from handlers.context import Ctx
-from locales import N_
+from locales import N_, Translator
 
 Who = Callable[[Ctx], bool]
 
@@ -120,3 +120,11 @@ COMMANDS: tuple[Command, ...] = (
 BY_NAME = {c.name: c for c in COMMANDS}
 BY_ALIAS = {alias: c for c in COMMANDS for alias in c.aliases}
 CANCEL = BY_NAME["cancel"]
+GROUP_ONLY = ("linkgroup", "unlinkgroup")
+
+
+def menu(t: Translator, in_group: bool) -> list[tuple[str, str]]:
+    """A chat's list of commands, (name, what it takes and does), in `t`'s language: in a group
+    those that run there, in a private chat all but the group's own."""
+    shown = [c for c in COMMANDS if (not c.private if in_group else c.name not in GROUP_ONLY)]
+    return [(c.name, t(c.usage).removeprefix(f"/{c.name}").strip()) for c in shown]

@@ -163,6 +163,16 @@ class Dispatcher:
                 return [Reply(Translator(locale)(APOLOGY))]
         raise AssertionError("unreachable")
 
+    def group_presence(self, channel: str, chat_id: str, here: bool) -> None:
+        """The platform says the bot was removed from a group, or is in it again."""
+        with self.db.transaction() as session:
+            groups.presence(session, channel, chat_id, here, self.clock.now())
+
+    def group_moved(self, channel: str, chat_id: str, new_chat_id: str) -> None:
+        """The platform gave a group a new id: its binding and what is queued for it follow."""
+        with self.db.transaction() as session:
+            groups.moved(session, channel, chat_id, new_chat_id)
+
     def _press(self, ctx: Ctx, payload: str) -> list[Reply]:
         """A button: a vote's, or a step's of the sender's dialog (never in a group)."""
         if payload.startswith("v:"):
@@ -174,6 +184,14 @@ class Dispatcher:
         return dialog.advance(ctx, flow, state, dialog.pressed(flow, state, payload), button=True)
 
     def _route(self, ctx: Ctx, text: str) -> list[Reply]:
+        if ctx.incoming.edited:  # not an answer to a dialog's step, nor a command run twice
+            return [
+                Reply(
+                    ctx.t(
+                        "I do not read a message again once it is edited: please send what you meant as a new message."
+                    )
+                )
+            ]
         parsed = parse(text, ctx.incoming.is_group)
         if ctx.incoming.is_group:
             return [] if parsed is None else self._in_group(ctx, parsed)

@@ -17,7 +17,7 @@ def link(ctx: Ctx, args: str) -> list[Reply]:
     _in_a_group(ctx, "/linkgroup")
     i = ctx.incoming
     group = groups.bind(
-        ctx.session, ctx.registered, i.channel, i.chat_id, args.strip(), ctx.now, i.group_admin
+        ctx.session, ctx.registered, i.channel, i.chat_id, args.strip(), ctx.now, i.group_admin, i.chat_title
     )
     return [
         Reply(

@@ -349,6 +349,7 @@ class FakeTelegram:
         self._poll = 0  # getUpdates calls begun: a newer one ends an older one's wait
         self._last_error: tuple[int, str] | None = None  # the webhook's, for getWebhookInfo
         self._closing = False
+        self.enqueued = 0  # updates queued for the bot so far (of kinds it asked for)
 
     # ---- what tests read
 
@@ -370,6 +371,12 @@ class FakeTelegram:
     def texts_to(self, chat_id: int) -> list[str]:
         with self.lock:
             return [text for chat, text in self.sent if chat == chat_id]
+
+    @property
+    def unanswered(self) -> list[str]:
+        """The button presses the bot has not answered (a second answer is refused, so none is twice)."""
+        with self.lock:
+            return [query_id for query_id, query in self._queries.items() if not query["answered"]]
 
     def buttons_of(self, message_id: int) -> list[list[JSON]]:
         """The inline keyboard's rows of a message as it is now; KeyError if there is none such."""
@@ -1022,6 +1029,7 @@ class FakeTelegram:
         kind = next(k for k in update if k != "update_id")
         if (kind in self.allowed_updates) if self.allowed_updates else (kind not in DEFAULT_EXCLUDED):
             self._updates.append(update)
+            self.enqueued += 1
             self.changed.notify_all()
         return copy.deepcopy(update)
 

@@ -1,0 +1,274 @@
+"""python-telegram-bot's `Application` around the core: updates in (long polling here, webhooks
+through `bot.web`), each handed to the one dispatcher, the replies sent back.
+
+A person's updates are handled one at a time, in the order Telegram sent them; different
+people's at once. The dispatcher is synchronous: it runs in a thread pool sized for the
+database (SQLite has one writer, so one thread), off the event loop that keeps receiving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats, Update
+from telegram.error import TelegramError
+from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, TypeHandler
+
+from bot.app import App
+from bot.channels.telegram import updates
+from bot.channels.telegram.answers import Answering, Where
+from bot.channels.telegram.sender import TelegramChannel
+from bot.config import Config
+from bot.scheduler import Wakeup
+from flows.messages import Incoming, Reply
+from handlers.commands import menu
+from handlers.dispatch import APOLOGY, redact
+from locales import Translator
+
+log = logging.getLogger("yishi.telegram")
+
+CHANNEL = updates.CHANNEL
+MAX_CONCURRENT = 256  # updates in hand at once (most of them waiting for the database)
+POSTGRES_WORKERS = 8  # dispatcher threads, each with its connection from the pool
+# the command lists: the default one (no language) in Chinese, and one for English
+MENU_LANGUAGES = ((None, "zh_CN"), ("en", "en"))
+
+
+class ByPerson(BaseUpdateProcessor):
+    """One person's updates in turn, in the order received; different people's at once."""
+
+    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT) -> None:
+        super().__init__(max_concurrent_updates)
+        self._turns: dict[int, tuple[asyncio.Lock, int]] = {}  # a lock and how many wait for it
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        key = updates.key(update) if isinstance(update, Update) else 0
+        lock, waiting = self._turns.get(key, (asyncio.Lock(), 0))
+        self._turns[key] = (lock, waiting + 1)
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            lock, waiting = self._turns[key]
+            if waiting == 1:
+                del self._turns[key]
+            else:
+                self._turns[key] = (lock, waiting - 1)
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+
+def workers(app: App) -> int:
+    return 1 if app.db.engine.dialect.name == "sqlite" else POSTGRES_WORKERS
+
+
+class Edge:
+    """The handler of every update: read it, let the dispatcher answer, send the answers."""
+
+    def __init__(self, app: App, channel: TelegramChannel) -> None:
+        self.app, self.channel = app, channel
+        self.pool = ThreadPoolExecutor(workers(app), thread_name_prefix="yishi-dispatch")
+        self.t = Translator(app.config.locale)  # for what the edge itself says: the community's language
+        self.answering = Answering(channel.bot, channel.markup, self.t)
+        # each private chat's last dialog prompt with buttons: taken away once the step is answered
+        # by typing (its buttons would answer nothing any more)
+        self.prompts: dict[int, int] = {}
+        self.after: Callable[[], None] = lambda: None  # called after each update: the wake-up replans
+        self.handled = 0  # updates handled (tests and benchmarks wait for it)
+
+    async def handle(self, update: Update, context: ContextTypes.DEFAULT_TYPE | None = None) -> None:
+        incoming: Incoming | None = None
+        try:
+            found = await updates.read(update, self.channel.bot)
+            if isinstance(found, Incoming):
+                incoming = found
+                await self._answer(update, found)
+            elif isinstance(found, updates.Presence):
+                await self._run(self.app.dispatcher.group_presence, CHANNEL, found.chat_id, found.here)
+            elif isinstance(found, updates.Moved):
+                await self._run(self.app.dispatcher.group_moved, CHANNEL, found.chat_id, found.new_chat_id)
+            elif update.callback_query is not None:  # a button that is none of ours: answered all the same
+                await update.callback_query.answer()
+        except Exception:
+            shown = redact(incoming) if incoming is not None else f"update {update.update_id}"
+            log.exception("telegram: unexpected error handling %r", shown)
+            await self._apologise(update)
+        finally:
+            self.handled += 1
+            self.after()
+
+    async def _run(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
+
+    async def _answer(self, update: Update, incoming: Incoming) -> None:
+        chat_id = int(incoming.chat_id)
+        typed = incoming.payload is None and not incoming.is_group
+        if typed and chat_id in self.prompts:
+            await self.answering.take_buttons(chat_id, self.prompts.pop(chat_id))
+        replies: list[Reply] = await self._run(self.app.dispatcher.handle, incoming)
+        query = update.callback_query
+        pressed = query.message.message_id if query is not None and query.message is not None else None
+        if pressed is not None and self.prompts.get(chat_id) == pressed:
+            del self.prompts[chat_id]
+        message = update.effective_message if query is None else None
+        where = Where(
+            chat_id,
+            int(incoming.account_id),
+            message_id=message.message_id if message is not None else None,
+            query_id=query.id if query is not None else None,
+            pressed_id=pressed,
+            is_group=incoming.is_group,
+        )
+        for chat, message_id, reply in await self.answering.answer(where, replies):
+            if chat > 0 and any(o.payload.startswith("d:") for o in reply.options):
+                self.prompts[chat] = message_id
+
+    async def _apologise(self, update: Update) -> None:
+        """Said where the update came from, if anywhere can still be reached."""
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer(self.t(APOLOGY), show_alert=True)
+            elif update.effective_chat is not None and update.effective_message is not None:
+                await self.channel.bot.send_message(update.effective_chat.id, self.t(APOLOGY))
+        except TelegramError as exc:
+            log.warning("telegram: the apology could not be sent either: %s", exc.message)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def application(edge: Edge, polling: bool) -> Application:  # type: ignore[type-arg]
+    """The real `Application`, with the channel's bot (and its rate limiter); without an updater
+    where webhooks bring the updates."""
+    builder = Application.builder().bot(edge.channel.bot).concurrent_updates(ByPerson())
+    if not polling:
+        builder = builder.updater(None)
+    built = builder.build()
+    built.add_handler(TypeHandler(Update, edge.handle))
+    return built
+
+
+async def set_commands(channel: TelegramChannel) -> None:
+    """The command lists Telegram shows: private chats', groups', in Chinese and in English."""
+    bot = channel.bot
+    for language, locale in MENU_LANGUAGES:
+        t = Translator(locale)
+        for scope, in_group in (
+            (BotCommandScopeAllPrivateChats(), False),
+            (BotCommandScopeAllGroupChats(), True),
+        ):
+            commands = [BotCommand(name, about[:256]) for name, about in menu(t, in_group)]
+            await bot.set_my_commands(commands, scope=scope, language_code=language)
+
+
+class WebhookSet(RuntimeError):
+    """Polling refused: a webhook is set (polling would silently delete it)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+class Polling:
+    """`yishi telegram`: long polling, with the clock and the sender in this process."""
+
+    def __init__(self, app: App, config: Config) -> None:
+        self.channel = TelegramChannel(config)
+        self.wakeup = Wakeup(app, [self.channel])
+        self.edge = Edge(app, self.channel)
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Until `stop` is set: the updates in hand are answered, and the message being sent is
+        marked, before it returns."""
+        channel, wakeup, edge = self.channel, self.wakeup, self.edge
+        try:
+            failed = await wakeup.connect()  # getMe: a refused token stops here
+            if failed:
+                raise failed[0]
+            info = await channel.bot.get_webhook_info()
+            if info.url:
+                raise WebhookSet(info.url)
+            await set_commands(channel)
+            edge.after = wakeup.plan_next
+            built = application(edge, polling=True)
+            async with built:
+                await built.start()
+                assert built.updater is not None
+                await built.updater.start_polling(allowed_updates=list(updates.ALLOWED_UPDATES))
+                wakeup.start()
+                log.info("telegram: polling as @%s", channel.bot.username)
+                try:
+                    await (stop or asyncio.Event()).wait()
+                finally:
+                    await built.updater.stop()
+                    await built.stop()  # the updates in hand are answered first
+                    await _stop_clock(wakeup)
+        finally:
+            await _stop_clock(wakeup)
+            edge.close()
+
+
+async def _stop_clock(wakeup: Wakeup) -> None:
+    """After the message being sent, before the bot is shut down."""
+    if wakeup.scheduler.running:
+        wakeup.scheduler.shutdown(wait=False)
+    await wakeup.disconnect()
+
+
+async def poll_until_signalled(app: App, config: Config) -> None:
+    """`poll` until Ctrl-C or SIGTERM (a platform stopping the process): the updates in hand are
+    answered and the message being sent is marked before it stops."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await Polling(app, config).run(stop)
+
+
+async def _with_bot(config: Config, work: Callable[[TelegramChannel], Awaitable[Any]]) -> Any:
+    channel = TelegramChannel(config)
+    await channel.start()
+    try:
+        return await work(channel)
+    finally:
+        await channel.stop()
+
+
+async def set_webhook(config: Config) -> None:
+    """`yishi telegram --set-webhook`: updates of the kinds read are POSTed to the URL with the
+    secret; the command lists are set too."""
+
+    async def work(channel: TelegramChannel) -> None:
+        await channel.bot.set_webhook(
+            config.telegram_webhook_url,
+            secret_token=config.telegram_webhook_secret,
+            allowed_updates=list(updates.ALLOWED_UPDATES),
+        )
+        await set_commands(channel)
+
+    await _with_bot(config, work)
+
+
+async def delete_webhook(config: Config) -> None:
+    async def work(channel: TelegramChannel) -> None:
+        await channel.bot.delete_webhook()
+
+    await _with_bot(config, work)
+
+
+async def username(config: Config) -> str:
+    """The bot's username, from getMe: deep links name it."""
+
+    async def work(channel: TelegramChannel) -> str:
+        return channel.bot.username
+
+    return str(await _with_bot(config, work))
