@@ -98,6 +98,9 @@ class Edge:
                 await self._run(self.app.dispatcher.group_moved, CHANNEL, found.chat_id, found.new_chat_id)
             elif update.callback_query is not None:  # a button that is none of ours: answered all the same
                 await update.callback_query.answer()
+        except TelegramError as exc:  # Telegram refused or could not be reached: nothing to apologise through
+            shown = redact(incoming) if incoming is not None else f"update {update.update_id}"
+            log.warning("telegram: %r was not (fully) answered: %s", shown, exc.message)
         except Exception:
             shown = redact(incoming) if incoming is not None else f"update {update.update_id}"
             log.exception("telegram: unexpected error handling %r", shown)
