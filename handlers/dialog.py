@@ -22,6 +22,7 @@ from flows.messages import STALE, Option, Reply
 from flows.numbers import whole
 from handlers import format as fmt
 from handlers.context import Ctx
+from locales import N_
 from storage.models import DialogState
 
 LIFETIME = timedelta(hours=24)
@@ -34,6 +35,10 @@ Answer = Callable[[Ctx, dict, str], tuple[str | None, list[Reply]]]
 class Step:
     prompt: Prompt
     answer: Answer
+    photo: bool = False  # takes a photo sent with the answer (its caption is the text)
+
+
+PHOTO_NOT_HERE = N_("I keep a photo only while an issue is raised, at its details step (/raise).")
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ def advance(ctx: Ctx, dialog: Dialog, state: DialogState, text: str, button: boo
     if button and text not in {o.payload for o in step.prompt(ctx, data).options}:
         raise Refused(STALE)  # not one of the step's own buttons (a free-text step has none)
     done = [Reply("", replace=True)] if button else []
+    if ctx.incoming.photo is not None and not step.photo:
+        return [Reply(ctx.t(PHOTO_NOT_HERE)), _prompt(ctx, dialog, state.step, data)]
     try:
         with ctx.session.begin_nested():  # a refusal undoes what the step did, and nothing else
             following, replies = step.answer(ctx, data, text)

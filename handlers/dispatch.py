@@ -192,15 +192,21 @@ class Dispatcher:
                     )
                 )
             ]
+        if ctx.incoming.unreadable:  # a sticker, a voice note: neither a command nor a step's answer
+            return [
+                Reply(
+                    ctx.t(
+                        "I read text and buttons, and a photo while an issue is raised; not this. Send /help for the commands you can use."
+                    )
+                )
+            ]
         parsed = parse(text, ctx.incoming.is_group)
         if ctx.incoming.is_group:
             return [] if parsed is None else self._in_group(ctx, parsed)
         state = dialog.load(ctx)
         if state is not None:
             # a vote keyword leaves too: dialog data never holds the arguments of a vote
-            leaving = (
-                text.startswith("/") or text in CANCEL.aliases or text.split(maxsplit=1)[0] in VOTE_WORDS
-            )
+            leaving = text.startswith("/") or text in CANCEL.aliases or text.partition(" ")[0] in VOTE_WORDS
             if not leaving:
                 return dialog.advance(ctx, DIALOGS[state.flow], state, text)
             if parsed is not None and parsed.command is not CANCEL:
@@ -212,20 +218,8 @@ class Dispatcher:
                 except Refused as refusal:
                     return [left, Reply(fmt.refusal(ctx.t, refusal))]
         if parsed is None:
-            if ctx.incoming.unreadable:
-                return [
-                    Reply(
-                        ctx.t(
-                            "I read text and buttons, and a photo while an issue is raised; not this. Send /help for the commands you can use."
-                        )
-                    )
-                ]
             if ctx.incoming.photo is not None:
-                return [
-                    Reply(
-                        ctx.t("I keep a photo only while an issue is raised, at its details step (/raise).")
-                    )
-                ]
+                return [Reply(ctx.t(dialog.PHOTO_NOT_HERE))]
             if not text:
                 return []
             return [Reply(ctx.t("I did not understand that. Send /help for the commands you can use."))]

@@ -136,7 +136,7 @@ RAISE = Dialog(
     first="title",
     steps={
         "title": Step(_title_prompt, _title),
-        "details": Step(_details_prompt, _details),
+        "details": Step(_details_prompt, _details, photo=True),
         "scope": Step(_scope_prompt, _scope),
         "confirm": Step(_confirm_prompt, _confirm),
     },

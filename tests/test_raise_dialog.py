@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from storage.models import DialogState, Issue, Support
+from flows.issues import PHOTO_MAX
+from flows.messages import Incoming
+from storage.models import DialogState, Issue, IssuePhoto, Support
+from tests.fake_telegram import jpeg
 from tests.harness import TestBot
 
 LIFT = "1栋电梯经常停运"
@@ -169,3 +172,33 @@ def test_ones_own_issue_is_not_offered_as_a_similar_one(bot: TestBot) -> None:
     for line in ("/raise", LIFT, LIFT_DETAILS):
         bot.say(line)
     assert "附议 #1" not in bot.say("1")
+
+
+def test_a_photo_at_the_details_step_is_kept_with_the_issue_and_shown_with_it(bot_en: TestBot) -> None:
+    bot = bot_en
+    bot.say("/as 欧阳明")
+    bot.say("/raise")
+
+    def send(photo: bytes, caption: str = "") -> str:
+        incoming = bot.console.incoming(text=caption)
+        replies = bot.app.dispatcher.handle(Incoming(**{**incoming.__dict__, "photo": photo}))
+        return "\n".join(r.text for r in replies)
+
+    before = bot.snapshot()
+    at_title = send(jpeg(640, 480), LIFT)  # a photo at the title step: not taken, nor its caption
+    assert at_title.startswith("I keep a photo only while an issue is raised, at its details step")
+    assert bot.snapshot() == before
+    bot.say(LIFT)
+    before = bot.snapshot()
+    assert "That is not a photo I can keep (JPEG or PNG)." in send(b"GIF89a...")
+    assert "The photo is too large (2000 KB); at most 2000 KB please." in send(b"\xff\xd8" + b"0" * PHOTO_MAX)
+    assert bot.snapshot() == before  # refused: the step is asked again, nothing kept
+    assert send(jpeg(640, 480)) == "The photo is kept with the issue.\nPlease describe the situation:"
+    assert "Choose the scope:" in send(
+        jpeg(320, 240), LIFT_DETAILS
+    )  # another photo, with the words: it replaces the first
+    bot.say("1")
+    bot.say("yes")
+    with bot.db.transaction() as session:
+        assert session.scalars(select(IssuePhoto.data)).all() == [jpeg(320, 240)]
+    assert bot.say("/issue 1").startswith(f"[photo: {len(jpeg(320, 240)):,} bytes]\nIssue #1: {LIFT}")
