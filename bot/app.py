@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
@@ -19,7 +20,7 @@ from handlers.dispatch import Dispatcher
 from locales import Translator
 from storage.db import Database
 from storage.migrate import require_current
-from storage.models import Group, Issue, Person, Poll
+from storage.models import Group, Issue, Person, Poll, Scope
 from storage.seal import BallotKey
 
 SAFETY_SECONDS = 60  # work written by another process (a web worker, another clock) is seen this soon
@@ -111,18 +112,30 @@ class App:
         button per choice of an open vote, a pointer to the private chat for a secret one."""
         t = Translator(reader.locale or self.config.locale)
         text = fmt.message(t, row.msgid, row.params)
+        link = self._link(session, reader, row.params)
         if "digest_start" in row.params:
-            return Reply("\n".join([text, *self._digest(session, reader, t, row.params)]))
+            return Reply("\n".join([text, *self._digest(session, reader, t, row.params), *link]))
         poll = session.get(Poll, row.params["poll"]) if "poll" in row.params else None
         if poll is None:
-            return Reply(text)
+            return Reply("\n".join([text, *link]))
         issue = session.get(Issue, poll.issue_id)
         assert issue is not None
         tz = str(settings.get(session, issue.community_id, "timezone", self.config.timezone))
-        message = Reply("\n".join([text, *fmt.poll_lines(session, t, issue, poll, tz)]))
+        message = Reply("\n".join([text, *fmt.poll_lines(session, t, issue, poll, tz), *link]))
         if row.live and poll.closed_at is None:
             return ballot.in_group(t, poll, votes.options_of(session, poll), message)
         return message
+
+    def _link(self, session: Session, reader: outbox.Recipient, params: dict) -> list[str]:
+        """A group's message links to the public board (where YISHI_PUBLIC_URL says it is): to the
+        issue it is about, a digest to the community's page."""
+        if not self.config.public_url or not reader.is_group or reader.community_id is None:
+            return []
+        community = session.get(Scope, reader.community_id)
+        assert community is not None
+        page = f"{self.config.public_url}/c/{quote(community.name)}"
+        issue = params.get("id") if "digest_start" not in params else None
+        return [f"{page}/issues/{issue}" if isinstance(issue, int) else page]
 
     def _digest(self, session: Session, reader: outbox.Recipient, t: Translator, params: dict) -> list[str]:
         """A person's digest of their scopes, or a group's of its scope."""

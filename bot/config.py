@@ -65,6 +65,12 @@ def _port(name: str, value: str) -> int:
     return int(value)
 
 
+def _public_url(name: str, value: str) -> str:
+    if value and not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{name}={value!r} is not a web address (https://…)")
+    return value.rstrip("/")
+
+
 def masked_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -91,6 +97,7 @@ class Config:
     ballot_key: str = ""
     ballot_key_file: str = "yishi-ballot.key"
     port: int = 8000  # of `yishi serve`
+    public_url: str = ""  # where the public board is served: group messages link to it
 
     def __repr__(self) -> str:
         shown = []
@@ -134,4 +141,5 @@ class Config:
             ballot_key=_ballot_key("YISHI_BALLOT_KEY", get("YISHI_BALLOT_KEY")),
             ballot_key_file=get("YISHI_BALLOT_KEY_FILE", "yishi-ballot.key") or "yishi-ballot.key",
             port=_port("PORT", get("PORT", "8000") or "8000"),
+            public_url=_public_url("YISHI_PUBLIC_URL", get("YISHI_PUBLIC_URL")),
         )

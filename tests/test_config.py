@@ -146,3 +146,13 @@ def test_secrets_are_masked_wherever_the_settings_are_shown() -> None:
         assert value not in shown
     assert "postgresql://yishi:***@127.0.0.1/yishi" in shown and "wechat_app_secret='********'" in shown
     assert "telegram_api_url=''" in shown  # what is not secret is shown as it is
+
+
+def test_the_public_url_is_a_web_address_kept_without_its_trailing_slash(tmp_path: Path) -> None:
+    assert Config.from_environ(
+        {"YISHI_PUBLIC_URL": "https://yishi.example.org/"}, env_file=""
+    ).public_url == ("https://yishi.example.org")
+    with pytest.raises(ConfigError, match=r"YISHI_PUBLIC_URL=.yishi\.example\.org. is not a web address"):
+        Config.from_environ({"YISHI_PUBLIC_URL": "yishi.example.org"}, env_file="")
+    with pytest.raises(ConfigError, match="PORT='80a' is not a port number"):
+        Config.from_environ({"PORT": "80a"}, env_file="")

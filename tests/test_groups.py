@@ -3,7 +3,9 @@ scope, what it hears, a vote by buttons in it, and what is never done there."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
+from urllib.parse import quote
 
 from sqlalchemy import func, select
 
@@ -299,3 +301,17 @@ def test_a_group_the_bot_was_removed_from_holds_its_messages_until_the_bot_is_ba
     bot.app.dispatcher.handle(Incoming("flaky", "孙丽华", "1栋群", text="/help", is_group=True))
     back = Channel()
     assert bot.app.deliver({"flaky": back}).sent == 1 and "now open for discussion" in back.received[0]
+
+
+def test_a_groups_messages_link_to_the_public_board_where_it_is_served(bot: TestBot) -> None:
+    bot.app.config = replace(bot.app.config, public_url="https://yishi.example.org")
+    bound(bot)
+    board = f"https://yishi.example.org/c/{quote('梧桐社区')}"
+    bot.say("/as 欧阳明")
+    bot.raise_issue("1栋电梯经常停运")
+    bot.say("/support 1", as_="李伟@1栋-102")
+    told = bot.say("/support 1", as_="王芳")
+    assert (
+        f"进入讨论。/issue 1\n{board}/issues/1\n[→ 欧阳明]" in told
+    )  # the group's message links to the issue
+    assert "/issues/1" not in told.split(f"[→ {GROUP}]")[0]  # the resident's answer does not
