@@ -118,6 +118,14 @@ async def run_forever(app: App, channels: Sequence[Outward]) -> None:
             if failure.permanent:
                 raise failure
         wakeup.start()
+        if app.db.shared:  # what web workers write is sent at once, not at the next safety look
+            loop = asyncio.get_running_loop()
+
+            def woken(what: str, at: datetime) -> None:
+                app.woken(what, at)
+                loop.call_soon_threadsafe(wakeup.plan_next)
+
+            threading.Thread(target=app.db.listen, args=(woken, wakeup.stopping), daemon=True).start()
         await asyncio.Event().wait()
     finally:
         if wakeup.scheduler.running:

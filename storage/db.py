@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("yishi.db")
+Listener = Callable[[str, datetime], None]
 
 
 def normalise_url(url: str) -> str:
@@ -47,6 +53,9 @@ def make_engine(url: str) -> Engine:
 
 
 _WAKE = "wake at"
+# on PostgreSQL the hints also go to other processes (a web worker's commit wakes the clock)
+WAKE_CHANNEL = "yishi_wake"
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 def wake_at(session: Session, what: str, at: datetime) -> None:
@@ -67,25 +76,49 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._wake: list[Callable[[str, datetime], None]] = []
 
-    def on_wake(self, listener: Callable[[str, datetime], None]) -> None:
+    def on_wake(self, listener: Listener) -> None:
         """`listener(what, at)` after each commit of a transaction that wrote something due at `at`."""
         self._wake.append(listener)
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes may write (PostgreSQL): its wake-up hints are told to them too."""
+        return self.engine.dialect.name == "postgresql"
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """Commits when the block ends, rolls back if it raises. A savepoint still open then is a
         bug (what it holds would be committed past the hooks that run at commit): refused."""
-        with self.sessions() as session:
-            with session.begin():
-                yield session
-                if session.in_nested_transaction():
-                    raise RuntimeError(
-                        "a savepoint is still open at commit: use `with session.begin_nested():`"
-                    )
+        with self.sessions() as session, session.begin():
+            yield session
+            if session.in_nested_transaction():
+                raise RuntimeError("a savepoint is still open at commit: use `with session.begin_nested():`")
             wakes = session.info.pop(_WAKE, {})
+            if wakes and self.shared:  # sent by PostgreSQL at commit, and only then
+                payload = json.dumps({what: at.isoformat() for what, at in wakes.items()})
+                session.execute(_NOTIFY, {"channel": WAKE_CHANNEL, "payload": payload})
         for what, at in wakes.items():
             for listener in self._wake:
                 listener(what, at)
+
+    def listen(self, listener: Listener, stopping: threading.Event) -> None:
+        """Tell `listener` of the hints other processes' commits send (PostgreSQL), until `stopping`
+        is set; run in a thread of its own. A lost connection is made again: meanwhile the
+        process's safety interval still finds what is due."""
+        import psycopg  # the PostgreSQL driver: only where there is PostgreSQL
+
+        conninfo = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not stopping.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {WAKE_CHANNEL}")
+                    while not stopping.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            for what, at in json.loads(note.payload).items():
+                                listener(what, datetime.fromisoformat(at))
+            except psycopg.Error as exc:
+                log.warning("listening for wake-ups failed (%s); again in 5 s", exc)
+                stopping.wait(5)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -21,7 +21,8 @@ from storage.db import Database
 from storage.models import Account, ActionItem, DueWork, Issue, Outbox, Person
 from tests.conftest import START, empty_database
 from tests.fake_telegram import FakeTelegram, running
-from tests.harness import YISHI
+from tests.harness import YISHI, TestBot, comments_on_another_channel
+from tests.test_races import bot as pg_bot  # noqa: F401  (the PostgreSQL-only TestBot)
 from tests.test_secrecy_and_concurrency import _crowd
 
 REMINDERS = 500
@@ -174,3 +175,28 @@ def test_two_clock_processes_on_postgresql_claim_and_deliver_each_reminder_once(
     assert sum(won) == fired == queued == REMINDERS  # each reminder claimed by one clock or the other
     assert sum(sent) == REMINDERS and sorted(chat for chat, _ in fake.sent) == sorted(chats)  # delivered once
     db.dispose()
+
+
+def test_a_message_queued_by_another_process_is_sent_at_once_on_postgresql(pg_bot: TestBot) -> None:  # noqa: F811
+    """The clock looks at the tables every minute anyway; on PostgreSQL another process's commit
+    (a web worker's) wakes it at once (NOTIFY at commit, LISTEN in the clock)."""
+    bot, chat = pg_bot, 777001
+    with bot.db.transaction() as session:
+        settings.put(session, 1, "quiet_hours", "off")  # whatever time it is where the test runs
+    comments_on_another_channel(bot, "telegram", str(chat))
+    with running(FakeTelegram(chats={chat})) as fake:
+        clock = subprocess.Popen(
+            [YISHI, "clock"],
+            env=clock_env(bot.db, fake),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for(lambda: len(fake.texts_to(chat)) == 3, seconds=30)  # the catch-up at its start
+            bot.say("/comment 1 四", as_="王芳")  # written by this process, a minute before the clock looks
+            wait_for(lambda: len(fake.texts_to(chat)) == 4, seconds=20)
+        finally:
+            clock.terminate()
+            clock.communicate(timeout=30)
+    assert fake.texts_to(chat)[-1] == "New comment C4 on your issue #1: 四"
