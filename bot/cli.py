@@ -225,6 +225,7 @@ def _invites(args: argparse.Namespace, config: Config, t: Translator) -> int:
 
         from bot.channels import ChannelUnavailable
         from bot.channels.telegram.runner import username
+        from bot.channels.telegram.sender import deep_link
 
         _need_token(config)
         try:
@@ -233,7 +234,7 @@ def _invites(args: argparse.Namespace, config: Config, t: Translator) -> int:
             _channel_unavailable(t, exc)
             return 1
         writer.writerow(["name", "building", "room", "link"])
-        writer.writerows((*row[:3], f"https://t.me/{bot}?start=join_{row[3]}") for row in rows)
+        writer.writerows((*row[:3], deep_link(bot, f"join_{row[3]}")) for row in rows)
     else:
         writer.writerow(["name", "building", "room", "code"])
         writer.writerows(rows)
@@ -321,11 +322,13 @@ def _clock(args: argparse.Namespace, config: Config, t: Translator) -> int:
 
 
 def _need_token(config: Config) -> None:
+    """Refused in the operator's language, saying where a token comes from."""
     if not config.telegram_token:
         raise Refused("TELEGRAM_TOKEN is not set: a bot's token comes from @BotFather on Telegram.")
 
 
 def _telegram(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    """Polling with the clock, or (un)registering the webhook; a webhook set refuses polling."""
     import asyncio
 
     from bot.channels import ChannelUnavailable
@@ -365,6 +368,7 @@ def _telegram(args: argparse.Namespace, config: Config, t: Translator) -> int:
 
 
 def _serve(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    """One web worker on uvicorn; run as many as needed, all state is in the database."""
     import uvicorn
 
     from bot import web

@@ -7,6 +7,7 @@ error that names the variable, not a crash somewhere later.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -63,6 +64,13 @@ def _port(name: str, value: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise ConfigError(f"{name}={value!r} is not a port number (1-65535)")
     return int(value)
+
+
+def _webhook_secret(name: str, value: str) -> str:
+    """What Telegram accepts as a secret_token: 1-256 of A-Z, a-z, 0-9, _ and -."""
+    if value and (len(value) > 256 or not re.fullmatch(r"[A-Za-z0-9_-]+", value)):
+        raise ConfigError(f"{name} must be 1-256 letters, digits, _ or - (Telegram's rule)")
+    return value
 
 
 def _public_url(name: str, value: str) -> str:
@@ -130,7 +138,9 @@ class Config:
             telegram_token=get("TELEGRAM_TOKEN"),
             telegram_api_url=get("TELEGRAM_API_URL"),
             telegram_webhook_url=get("TELEGRAM_WEBHOOK_URL"),
-            telegram_webhook_secret=get("TELEGRAM_WEBHOOK_SECRET"),
+            telegram_webhook_secret=_webhook_secret(
+                "TELEGRAM_WEBHOOK_SECRET", get("TELEGRAM_WEBHOOK_SECRET")
+            ),
             wechat_app_id=get("WECHAT_APP_ID"),
             wechat_app_secret=get("WECHAT_APP_SECRET"),
             wechat_token=get("WECHAT_TOKEN"),

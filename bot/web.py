@@ -83,9 +83,8 @@ def create(config: Config, app: App | None = None) -> Starlette:
             data = json.loads(body)
         except ValueError:
             return PlainTextResponse("Not JSON", status_code=400)
-        if not await channel.handle(data):
-            return PlainTextResponse("Not an update", status_code=400)
-        return Response(status_code=200)
+        status = await channel.handle(data)
+        return Response(status_code=status)
 
     return Starlette(
         routes=[Route("/healthz", healthz), Route("/telegram", telegram, methods=["POST"])],

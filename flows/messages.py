@@ -30,7 +30,8 @@ class Incoming:
     update_key: str | None = None  # the platform's id of the update: a repeat is handled once
     # whether the sender is an admin of the group, where the channel checked (binding a group)
     group_admin: bool | None = None
-    photo: bytes | None = None  # a photo sent (its caption is the text), as JPEG
+    # a photo sent (its caption is the text), JPEG or PNG; never in a log line
+    photo: bytes | None = field(default=None, repr=False)
     unreadable: bool = False  # something sent that is neither text nor a photo (a sticker, a voice note)
     chat_title: str | None = None  # a group's name on the platform, kept when it is bound
     edited: bool = False  # a message changed after it was sent: answered, never read again
@@ -53,4 +54,4 @@ class Reply:
     replace: bool = False  # takes the place of the message whose button was pressed
     start: str | None = None  # a pointer to the private chat, starting this there (`raise`, `vote_7`)
     retract: bool = False  # the message answered is deleted where the platform lets the bot (a secret choice named in a group)
-    photo: bytes | None = None  # shown with the text (an issue's photo), as JPEG
+    photo: bytes | None = field(default=None, repr=False)  # shown with the text (an issue's photo)

@@ -120,6 +120,7 @@ COMMANDS: tuple[Command, ...] = (
 BY_NAME = {c.name: c for c in COMMANDS}
 BY_ALIAS = {alias: c for c in COMMANDS for alias in c.aliases}
 CANCEL = BY_NAME["cancel"]
+# a group's own commands: they bind it, so a channel checks that their sender is an admin of it
 GROUP_ONLY = ("linkgroup", "unlinkgroup")
 
 

@@ -70,14 +70,20 @@ def _first_time(session: Session, incoming: Incoming, now: datetime) -> bool:
     return insert_new(session, HandledUpdate.__table__, row, ("channel", "key")) == 1
 
 
+LOGGED_TEXT = 200  # characters of a message in a log line
+
+
 def redact(incoming: Incoming) -> Incoming:
-    """The update as it may be logged: no arguments of vote commands, no vote button payloads."""
+    """The update as it may be logged: no arguments of vote commands, no vote button payloads,
+    no more than the start of a long text (a photo is never shown)."""
     text, payload = incoming.text, incoming.payload
     first = unicodedata.normalize("NFKC", text).strip().split(maxsplit=1)
     if first and any(first[0].lower().startswith(c) for c in SECRET_COMMANDS):
         text = first[0] + " [redacted]"
     if payload and payload.startswith("v:"):
         payload = "v:[redacted]"
+    if len(text) > LOGGED_TEXT:
+        text = f"{text[:LOGGED_TEXT]}… [{len(text):,} characters]"
     return replace(incoming, text=text, payload=payload)
 
 
@@ -97,7 +103,7 @@ def parse(text: str, is_group: bool) -> Parsed | None:
         return Parsed(None, "", text.split(maxsplit=1)[0])
     if is_group:
         return None
-    word, _, rest = text.partition(" ")
+    word, rest = [*text.split(maxsplit=1), "", ""][:2]  # the keyword may stand on a line of its own
     if word in BY_ALIAS:
         return Parsed(BY_ALIAS[word], rest.strip(), word)
     for alias, command in BY_ALIAS.items():  # 附议7, 查看#7: a keyword run into its number
@@ -157,10 +163,10 @@ class Dispatcher:
                     log.warning("the database connection was lost; handling %r again", redact(incoming))
                     continue
                 log.exception("unexpected error handling %r", redact(incoming))
-                return [Reply(Translator(locale)(APOLOGY))]
+                return [Reply(Translator(locale)(APOLOGY), alert=incoming.payload is not None)]
             except Exception:
                 log.exception("unexpected error handling %r", redact(incoming))
-                return [Reply(Translator(locale)(APOLOGY))]
+                return [Reply(Translator(locale)(APOLOGY), alert=incoming.payload is not None)]
         raise AssertionError("unreachable")
 
     def group_presence(self, channel: str, chat_id: str, here: bool) -> None:
@@ -206,7 +212,11 @@ class Dispatcher:
         state = dialog.load(ctx)
         if state is not None:
             # a vote keyword leaves too: dialog data never holds the arguments of a vote
-            leaving = text.startswith("/") or text in CANCEL.aliases or text.partition(" ")[0] in VOTE_WORDS
+            leaving = (
+                text.startswith("/")
+                or text in CANCEL.aliases
+                or (text.split(maxsplit=1) or [""])[0] in VOTE_WORDS
+            )
             if not leaving:
                 return dialog.advance(ctx, DIALOGS[state.flow], state, text)
             if parsed is not None and parsed.command is not CANCEL:

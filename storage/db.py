@@ -114,11 +114,21 @@ class Database:
                     conn.execute(f"LISTEN {WAKE_CHANNEL}")
                     while not stopping.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            for what, at in json.loads(note.payload).items():
-                                listener(what, datetime.fromisoformat(at))
+                            _told(listener, note.payload)
             except psycopg.Error as exc:
                 log.warning("listening for wake-ups failed (%s); again in 5 s", exc)
                 stopping.wait(5)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _told(listener: Listener, payload: str) -> None:
+    """One notification's hints; one that is not ours (someone else's NOTIFY) is left alone."""
+    try:
+        hints = {what: datetime.fromisoformat(at) for what, at in json.loads(payload).items()}
+    except (ValueError, TypeError, AttributeError):
+        log.warning("a wake-up notification that is not Yishi's was ignored: %.80r", payload)
+        return
+    for what, at in hints.items():
+        listener(what, at)

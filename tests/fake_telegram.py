@@ -350,6 +350,7 @@ class FakeTelegram:
         self._last_error: tuple[int, str] | None = None  # the webhook's, for getWebhookInfo
         self._closing = False
         self.enqueued = 0  # updates queued for the bot so far (of kinds it asked for)
+        self.fetched: list[str] = []  # the file_ids the bot asked getFile for, in order
 
     # ---- what tests read
 
@@ -752,6 +753,7 @@ class FakeTelegram:
             raise bad("file_id not specified")
         if file_id not in self._files:
             raise bad("invalid file_id")
+        self.fetched.append(file_id)
         return dict(self._files[file_id])
 
     def _get_chat(self, p: Params) -> JSON:

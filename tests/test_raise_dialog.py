@@ -202,3 +202,15 @@ def test_a_photo_at_the_details_step_is_kept_with_the_issue_and_shown_with_it(bo
     with bot.db.transaction() as session:
         assert session.scalars(select(IssuePhoto.data)).all() == [jpeg(320, 240)]
     assert bot.say("/issue 1").startswith(f"[photo: {len(jpeg(320, 240)):,} bytes]\nIssue #1: {LIFT}")
+
+
+def test_a_vote_keyword_on_a_line_of_its_own_leaves_the_dialog_and_is_never_its_answer(
+    bot_en: TestBot,
+) -> None:
+    bot = bot_en
+    bot.say("/as 欧阳明")
+    bot.say("/raise")
+    reply = bot.say("投票\n1 1")  # a vote's arguments never land in dialog data or a title
+    assert "(The previous dialog was cancelled.)" in reply
+    with bot.db.transaction() as session:
+        assert session.scalar(select(DialogState)) is None

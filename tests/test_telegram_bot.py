@@ -52,8 +52,10 @@ def raised_with_photo(tg: Live) -> int:
     """欧阳明 raises issue #1 by buttons, a photo with the details; the scope prompt's id."""
     tg.say(OUYANG, "/raise")
     tg.say(OUYANG, "1栋电梯经常停运")
-    tg.fake.send_photo_from(OUYANG, jpeg(1600, 1200), caption="这个月已经停了三次。")
+    sent = tg.fake.send_photo_from(OUYANG, jpeg(1600, 1200), caption="这个月已经停了三次。")
     tg.settle()
+    sizes = {(size["width"], size["height"]): size["file_id"] for size in sent["photo"]}
+    assert tg.fake.fetched == [sizes[1280, 960]]  # the largest up to 1280 px, not the original
     scopes = tg.last(OUYANG)
     assert "范围" in scopes["text"]
     press(tg, OUYANG, OUYANG, "本楼")

@@ -18,6 +18,7 @@ from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import CallbackQueryLimit, MessageLimit
 from telegram.error import BadRequest, Forbidden, TelegramError
 
+from bot.channels.telegram.sender import unchanged
 from flows.messages import Reply
 from flows.outbox import split, utf16_units
 from locales import N_, Translator
@@ -51,35 +52,44 @@ class Answering:
         self.bot, self.markup, self.t = bot, markup, t
 
     async def answer(self, where: Where, replies: list[Reply]) -> list[tuple[int, int, Reply]]:
-        """Send them; (chat, message id, reply) of each message sent with buttons."""
+        """Send them; (chat, message id, reply) of each message sent with buttons. One that
+        Telegram refuses is logged and the others still go (the next prompt of a dialog)."""
         replies = list(replies)
-        if where.query_id is not None:
+        if where.query_id is not None and replies:  # none: a repeat of a press answered already
             alert = next((r for r in replies if r.alert), None)
             await self._answer_query(where, alert)
             if alert is not None and utf16_units(alert.text) <= ALERT_MAX:
                 replies.remove(alert)
         shown: list[tuple[int, int, Reply]] = []
         for reply in replies:
-            if reply.retract and where.message_id is not None:
-                await self._retract(where)
-            if reply.replace and where.pressed_id is not None:
-                await self._replace(where, reply)
-                continue
-            if not reply.text and reply.photo is None:
-                continue
-            to_person = reply.private or reply.alert  # an alert too long for the button: to the presser
-            chat = where.user_id if to_person else where.chat_id
             try:
-                sent = await self._send(chat, reply)
-            except (Forbidden, BadRequest) as exc:
-                if not (to_person and where.is_group):
-                    raise
-                log.info("telegram: cannot write privately to %s (%s): told in the group", chat, exc.message)
-                pointer = Reply(self.t(NOT_STARTED), start="help")
-                sent = await self._send(where.chat_id, pointer)
-            if reply.options:
-                shown.append((chat, sent, reply))
+                sent = await self._one(where, reply)
+            except TelegramError as exc:
+                log.warning("telegram: an answer in %s was refused: %s", where.chat_id, exc.message)
+                continue
+            if sent is not None and reply.options:
+                shown.append((*sent, reply))
         return shown
+
+    async def _one(self, where: Where, reply: Reply) -> tuple[int, int] | None:
+        """One reply; (chat, message id) where it went as a new message."""
+        if reply.retract and where.message_id is not None:
+            await self._retract(where)
+        if reply.replace and where.pressed_id is not None:
+            await self._replace(where, reply)
+            return None
+        if not reply.text and reply.photo is None:
+            return None
+        to_person = reply.private or reply.alert  # an alert too long for the button: to the presser
+        chat = where.user_id if to_person else where.chat_id
+        try:
+            return chat, await self._send(chat, reply)
+        except (Forbidden, BadRequest) as exc:
+            if not (to_person and where.is_group):
+                raise
+            log.info("telegram: cannot write privately to %s (%s): told in the group", chat, exc.message)
+            pointer = Reply(self.t(NOT_STARTED), start="help")
+            return where.chat_id, await self._send(where.chat_id, pointer)
 
     async def _answer_query(self, where: Where, alert: Reply | None) -> None:
         assert where.query_id is not None
@@ -102,11 +112,12 @@ class Answering:
             )
 
     async def _replace(self, where: Where, reply: Reply) -> None:
+        """The pressed message edited: its text and buttons, or (no text) its buttons taken away."""
         assert where.pressed_id is not None
         try:
             if reply.text:
                 await self.bot.edit_message_text(
-                    reply.text[: MessageLimit.MAX_TEXT_LENGTH],
+                    split(reply.text, MessageLimit.MAX_TEXT_LENGTH)[0],
                     chat_id=where.chat_id,
                     message_id=where.pressed_id,
                     reply_markup=self.markup(reply),
@@ -114,7 +125,7 @@ class Answering:
             else:
                 await self.bot.edit_message_reply_markup(where.chat_id, where.pressed_id, reply_markup=None)
         except BadRequest as exc:
-            if "not modified" not in exc.message.lower():  # pressed twice: already as it should be
+            if not unchanged(exc):  # pressed twice: already as it should be
                 raise
 
     async def take_buttons(self, chat_id: int, message_id: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,20 +21,22 @@ from telegram.error import TelegramError
 from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, TypeHandler
 
 from bot.app import App
+from bot.channels import ChannelUnavailable
 from bot.channels.telegram import updates
 from bot.channels.telegram.answers import Answering, Where
-from bot.channels.telegram.sender import TelegramChannel
+from bot.channels.telegram.sender import CHANNEL, TelegramChannel
 from bot.config import Config
 from bot.scheduler import Wakeup
 from flows.messages import Incoming, Reply
 from handlers.commands import menu
 from handlers.dispatch import APOLOGY, redact
-from locales import Translator
+from locales import N_, Translator
 
 log = logging.getLogger("yishi.telegram")
 
-CHANNEL = updates.CHANNEL
-MAX_CONCURRENT = 256  # updates in hand at once (most of them waiting for the database)
+# updates in hand at once, most of them waiting for their person's turn or the database: high, so
+# that one person's hundreds of queued updates (each holding a slot) never keep others waiting
+MAX_CONCURRENT = 4096
 POSTGRES_WORKERS = 8  # dispatcher threads, each with its connection from the pool
 # the command lists: the default one (no language) in Chinese, and one for English
 MENU_LANGUAGES = ((None, "zh_CN"), ("en", "en"))
@@ -68,27 +71,44 @@ class ByPerson(BaseUpdateProcessor):
 
 
 def workers(app: App) -> int:
+    """Dispatcher threads: SQLite has one writer; on PostgreSQL each thread has its connection."""
     return 1 if app.db.engine.dialect.name == "sqlite" else POSTGRES_WORKERS
 
 
-class Edge:
-    """The handler of every update: read it, let the dispatcher answer, send the answers."""
+PROMPTS_KEPT = 10_000  # private chats whose last prompt's buttons are remembered (the most recent)
 
-    def __init__(self, app: App, channel: TelegramChannel) -> None:
-        self.app, self.channel = app, channel
+
+class Edge:
+    """The handler of every update: read it, let the dispatcher answer, send the answers.
+
+    `retried`: Telegram sends again an update that was not taken (webhooks), so one that could
+    not be read (a photo not fetched) is left for that; with polling it is answered with an
+    apology instead. `handled` counts the updates handled (tests and benchmarks wait on it)."""
+
+    def __init__(self, app: App, channel: TelegramChannel, retried: bool = False) -> None:
+        self.app, self.channel, self.retried = app, channel, retried
         self.pool = ThreadPoolExecutor(workers(app), thread_name_prefix="yishi-dispatch")
         self.t = Translator(app.config.locale)  # for what the edge itself says: the community's language
         self.answering = Answering(channel.bot, channel.markup, self.t)
         # each private chat's last dialog prompt with buttons: taken away once the step is answered
-        # by typing (its buttons would answer nothing any more)
-        self.prompts: dict[int, int] = {}
+        # by typing (its buttons would answer nothing any more; the core refuses them anyway)
+        self.prompts: OrderedDict[int, int] = OrderedDict()
+        self.unread: set[int] = set()  # ids of updates that could not be read, for the webhook to refuse
         self.after: Callable[[], None] = lambda: None  # called after each update: the wake-up replans
-        self.handled = 0  # updates handled (tests and benchmarks wait for it)
+        self.handled = 0
 
     async def handle(self, update: Update, context: ContextTypes.DEFAULT_TYPE | None = None) -> None:
         incoming: Incoming | None = None
         try:
-            found = await updates.read(update, self.channel.bot)
+            try:
+                found = await updates.read(update, self.channel.bot)
+            except TelegramError as exc:  # a photo or a member's status not fetched: nothing read or stored
+                log.warning("telegram: update %s could not be read: %s", update.update_id, exc.message)
+                if self.retried:
+                    self.unread.add(update.update_id)
+                else:
+                    await self._apologise(update)
+                return
             if isinstance(found, Incoming):
                 incoming = found
                 await self._answer(update, found)
@@ -110,18 +130,21 @@ class Edge:
             self.after()
 
     async def _run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """A blocking call of the core, in the pool sized for the database."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
     async def _answer(self, update: Update, incoming: Incoming) -> None:
+        """The dispatcher's replies to an update, sent; the prompts with buttons remembered."""
         chat_id = int(incoming.chat_id)
-        typed = incoming.payload is None and not incoming.is_group
-        if typed and chat_id in self.prompts:
-            await self.answering.take_buttons(chat_id, self.prompts.pop(chat_id))
         replies: list[Reply] = await self._run(self.app.dispatcher.handle, incoming)
         query = update.callback_query
         pressed = query.message.message_id if query is not None and query.message is not None else None
         if pressed is not None and self.prompts.get(chat_id) == pressed:
-            del self.prompts[chat_id]
+            del self.prompts[chat_id]  # its buttons are replaced by the answer to the press
+        # typed, and read: the step was answered (or asked again, with new buttons) or left
+        typed = incoming.payload is None and not incoming.is_group
+        if typed and replies and not (incoming.unreadable or incoming.edited) and chat_id in self.prompts:
+            await self.answering.take_buttons(chat_id, self.prompts.pop(chat_id))
         message = update.effective_message if query is None else None
         where = Where(
             chat_id,
@@ -134,6 +157,9 @@ class Edge:
         for chat, message_id, reply in await self.answering.answer(where, replies):
             if chat > 0 and any(o.payload.startswith("d:") for o in reply.options):
                 self.prompts[chat] = message_id
+                self.prompts.move_to_end(chat)
+                if len(self.prompts) > PROMPTS_KEPT:
+                    self.prompts.popitem(last=False)
 
     async def _apologise(self, update: Update) -> None:
         """Said where the update came from, if anywhere can still be reached."""
@@ -197,10 +223,13 @@ class Polling:
             failed = await wakeup.connect()  # getMe: a refused token stops here
             if failed:
                 raise failed[0]
-            info = await channel.bot.get_webhook_info()
-            if info.url:
-                raise WebhookSet(info.url)
-            await set_commands(channel)
+            try:
+                info = await channel.bot.get_webhook_info()
+                if info.url:
+                    raise WebhookSet(info.url)
+                await set_commands(channel)
+            except TelegramError as exc:
+                raise ChannelUnavailable(REFUSED, permanent=True, error=exc.message) from None
             edge.after = wakeup.plan_next
             built = application(edge, polling=True)
             async with built:
@@ -237,11 +266,17 @@ async def poll_until_signalled(app: App, config: Config) -> None:
     await Polling(app, config).run(stop)
 
 
+REFUSED = N_("Telegram refused: {error}")
+
+
 async def _with_bot(config: Config, work: Callable[[TelegramChannel], Awaitable[Any]]) -> Any:
+    """`work` with the bot started (getMe); what Telegram refuses, as a channel unavailable."""
     channel = TelegramChannel(config)
     await channel.start()
     try:
         return await work(channel)
+    except TelegramError as exc:
+        raise ChannelUnavailable(REFUSED, permanent=True, error=exc.message) from None
     finally:
         await channel.stop()
 
@@ -262,6 +297,8 @@ async def set_webhook(config: Config) -> None:
 
 
 async def delete_webhook(config: Config) -> None:
+    """`yishi telegram --delete-webhook`: updates wait for polling again."""
+
     async def work(channel: TelegramChannel) -> None:
         await channel.bot.delete_webhook()
 

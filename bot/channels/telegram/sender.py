@@ -96,7 +96,7 @@ class TelegramChannel:
         """The buttons of a message, one a row; a pointer to the private chat is a deep link."""
         rows = [[InlineKeyboardButton(o.label, callback_data=o.payload)] for o in message.options]
         if message.start:
-            link = f"https://t.me/{self.bot.username}?start={message.start}"
+            link = deep_link(self.bot.username, message.start)
             rows.append([InlineKeyboardButton(f"→ @{self.bot.username}", url=link)])
         return InlineKeyboardMarkup(rows) if rows else None
 
@@ -134,10 +134,20 @@ class TelegramChannel:
                 chat_id=chat_id, message_id=message_id, text=message.text, reply_markup=self.markup(message)
             )
         except BadRequest as exc:
-            if "not modified" not in exc.message.lower():  # unchanged counts as done
+            if not unchanged(exc):  # unchanged counts as done
                 raise failure(exc) from None
         except TelegramError as exc:
             raise failure(exc) from None
+
+
+def unchanged(exc: BadRequest) -> bool:
+    """Telegram's answer to an edit that changes nothing: the message is as it should be."""
+    return "not modified" in exc.message.lower()
+
+
+def deep_link(username: str, start: str) -> str:
+    """A link that opens the private chat with the bot and sends `/start <start>` there."""
+    return f"https://t.me/{username}?start={start}"
 
 
 def failure(exc: TelegramError) -> DeliveryFailed:

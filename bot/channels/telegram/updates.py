@@ -17,17 +17,16 @@ from dataclasses import dataclass
 from telegram import Bot, Message, PhotoSize, Update
 from telegram.constants import ChatMemberStatus, ChatType
 
+from bot.channels.telegram.sender import CHANNEL
+from flows.issues import PHOTO_MAX
 from flows.messages import Incoming
+from handlers.commands import GROUP_ONLY
 from handlers.dispatch import parse
 
-CHANNEL = "telegram"
 PHOTO_SIDE = 1280  # px: the largest size kept of a photo
-PHOTO_BYTES = 2_000_000  # a size larger than this is not fetched (the core refuses it anyway)
 ADMIN = (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 HERE = (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.RESTRICTED)
 GROUPS = (ChatType.GROUP, ChatType.SUPERGROUP)
-# the commands whose sender must be an admin of the group (`getChatMember` asked)
-ADMIN_COMMANDS = ("linkgroup", "unlinkgroup")
 _ADDRESSED = re.compile(r"^/[A-Za-z0-9_]+@([A-Za-z0-9_]+)")
 # what the bot asks Telegram for: anything else is not sent to it
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
@@ -135,7 +134,7 @@ async def _in_group(update: Update, message: Message, text: str, bot: Bot) -> In
     assert message.from_user is not None
     parsed = parse(text.split(maxsplit=1)[0], is_group=True)
     admin = None
-    if parsed is not None and parsed.command is not None and parsed.command.name in ADMIN_COMMANDS:
+    if parsed is not None and parsed.command is not None and parsed.command.name in GROUP_ONLY:
         member = await bot.get_chat_member(message.chat.id, message.from_user.id)
         admin = member.status in ADMIN
     return Incoming(
@@ -151,11 +150,12 @@ async def _in_group(update: Update, message: Message, text: str, bot: Bot) -> In
 
 
 async def _photo(sizes: tuple[PhotoSize, ...], bot: Bot) -> bytes | None:
-    """The bytes of the largest size up to PHOTO_SIDE px across; None where every size is too big."""
+    """The bytes of the largest size up to PHOTO_SIDE px across; None where every size is too big
+    (larger than the core keeps: not fetched)."""
     fitting = [
         s
         for s in sizes
-        if max(s.width, s.height) <= PHOTO_SIDE and (s.file_size is None or s.file_size <= PHOTO_BYTES)
+        if max(s.width, s.height) <= PHOTO_SIDE and (s.file_size is None or s.file_size <= PHOTO_MAX)
     ]
     if not fitting:
         return None
