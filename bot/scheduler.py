@@ -37,7 +37,7 @@ class Wakeup:
         self.stopping = threading.Event()  # read by the sender between messages
         self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
         self.planned: datetime | None = None  # the time of the "next-due" job, while there is one
-        self.ticking = 0  # steps running or waiting for their turn
+        self.due_running = False  # the "next-due" job is running
 
     async def connect(self) -> list[ChannelUnavailable]:
         """Start the channels not started yet; why each of the others cannot start. One that
@@ -71,29 +71,35 @@ class Wakeup:
         return self.app.step(self.ready, self.stopping.is_set)
 
     async def tick(self) -> None:
-        self.ticking += 1
-        try:
-            async with self.busy:
-                await self.connect()
-                won, sent = await asyncio.to_thread(self.step)  # the database calls are blocking
-        finally:
-            self.ticking -= 1
-            self.planned = None  # the "next-due" job may be this one, now run
+        async with self.busy:
+            await self.connect()
+            won, sent = await asyncio.to_thread(self.step)  # the database calls are blocking
         if won or sent:
             log.info("clock: %d due rows done, %d messages sent", won, sent)
+        self.planned = None  # planned again from what this step learnt
+        self.plan_next()
+
+    async def _next_due(self) -> None:
+        """The "next-due" job. While it runs, a wake-up asked for (an update's commit) is planned
+        when it ends: APScheduler would skip a second instance of the same job, and drop it."""
+        self.due_running = True
+        try:
+            await self.tick()
+        finally:
+            self.due_running = False
+        self.planned = None
         self.plan_next()
 
     def plan_next(self) -> None:
         """A wake-up at the next due time, where that is not planned already (called after every
-        step, and after every update a process with updates handles). While a step runs, the
-        step plans when it ends: a job added meanwhile would be skipped as a second instance."""
+        step, and after every update a process with updates handles)."""
         at = self.app.next_due
-        if at is not None and at != self.planned and not self.ticking:
+        if at is not None and at != self.planned and not self.due_running:
             self.planned = at
             # `at` is on the app's clock (moved in the console and in tests); the scheduler's is real
             wait = max(at - self.app.clock.now(), timedelta(0))
             self.scheduler.add_job(
-                self.tick, "date", run_date=datetime.now(UTC) + wait, id="next-due", replace_existing=True
+                self._next_due, "date", run_date=datetime.now(UTC) + wait, id="next-due", replace_existing=True
             )
 
     def timezones(self) -> set[str]:

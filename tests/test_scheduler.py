@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,38 @@ def test_the_clock_process_catches_up_on_what_fell_due(sqlite_db: Database, tmp_
         [YISHI, "clock", "--once"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert "Due work done: 0; messages sent: 0." in again.stdout  # nothing is done twice
+
+
+@pytest.mark.asyncio
+async def test_a_wake_up_asked_for_while_the_next_due_step_runs_is_not_lost(bot: TestBot) -> None:
+    """APScheduler skips (and drops) a second instance of a running job: a wake-up an update asks
+    for meanwhile must still run, not wait for the safety interval."""
+    app = App(Config(database_url=bot.db.url), db=bot.db)
+    wakeup = Wakeup(app, [])
+    running, carry_on = threading.Event(), threading.Event()
+    steps = []
+
+    def step() -> tuple[int, int]:  # the first step is held open
+        steps.append(1)
+        running.set()
+        carry_on.wait(10)
+        return 0, 0
+
+    wakeup.step = step  # type: ignore[method-assign]
+    wakeup.scheduler.start()
+    try:
+        first = asyncio.create_task(wakeup._next_due())
+        await asyncio.to_thread(running.wait, 10)
+        app.woken("message", app.clock.now())  # an update's commit queues a message, due now
+        wakeup.plan_next()
+        await asyncio.sleep(0.5)  # a job due now would be run (and skipped) meanwhile
+        carry_on.set()
+        await first
+        for _ in range(100):
+            if len(steps) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(steps) == 2  # woken again for the message, at once
+    finally:
+        wakeup.scheduler.shutdown(wait=False)
+        await asyncio.sleep(0)
