@@ -99,7 +99,11 @@ class Wakeup:
             # `at` is on the app's clock (moved in the console and in tests); the scheduler's is real
             wait = max(at - self.app.clock.now(), timedelta(0))
             self.scheduler.add_job(
-                self._next_due, "date", run_date=datetime.now(UTC) + wait, id="next-due", replace_existing=True
+                self._next_due,
+                "date",
+                run_date=datetime.now(UTC) + wait,
+                id="next-due",
+                replace_existing=True,
             )
 
     def timezones(self) -> set[str]:
