@@ -10,7 +10,7 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +21,8 @@ from locales import N_, Translator
 from storage.migrate import NoDatabase, SchemaBehind
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from bot.channels import ChannelUnavailable
 
 
@@ -91,6 +93,23 @@ def _parser() -> argparse.ArgumentParser:
     retry = box_sub.add_parser("retry", parents=[common], help="send a failed or held message again")
     retry.add_argument("id", type=int, metavar="ID")
     sub.add_parser("groups", parents=[common], help="the group chats bound to scopes")
+    wx = sub.add_parser("wechat", help="WeChat: WeCom group robots")
+    wx_sub = wx.add_subparsers(dest="part", required=True, metavar="PART")
+    robot = wx_sub.add_parser("robot", help="a WeCom group robot for a building, grid or community")
+    robot_sub = robot.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = robot_sub.add_parser(
+        "add", parents=[common], help="bind a robot to a scope (replacing the scope's robot, if it has one)"
+    )
+    add.add_argument("scope", metavar="SCOPE", help="its full path, e.g. 梧桐社区/东片区/东一网格/1栋")
+    add.add_argument("url", metavar="URL", help="the robot's webhook URL (…/webhook/send?key=…)")
+    add.add_argument(
+        "--markdown",
+        action="store_true",
+        help="send WeCom Markdown (default: plain text, which every member sees)",
+    )
+    remove = robot_sub.add_parser("remove", parents=[common], help="unbind the scope's robot")
+    remove.add_argument("scope", metavar="SCOPE")
+    robot_sub.add_parser("list", parents=[common], help="the robots bound, their keys masked")
     audit = sub.add_parser("audit", help="the hash-chained audit log")
     audit_sub = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
     audit_sub.add_parser(
@@ -162,13 +181,20 @@ def _console(args: argparse.Namespace, config: Config, t: Translator) -> int:
     return Console(app).run()
 
 
-def _open(config: Config):  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _session(config: Config) -> Iterator[Session]:
+    """One transaction on the configured database; its connections closed after it (a command is
+    also run within a process, by the tests)."""
     from storage.db import Database
     from storage.migrate import require_current
 
     db = Database(config.database_url)
-    require_current(db.engine)
-    return db
+    try:
+        require_current(db.engine)
+        with db.transaction() as session:
+            yield session
+    finally:
+        db.dispose()
 
 
 # the operating system's reasons are in English: the common ones in the operator's language
@@ -189,9 +215,8 @@ def _import(args: argparse.Namespace, config: Config, t: Translator) -> int:
         reason = t(_OS_REASONS[exc.errno]) if exc.errno in _OS_REASONS else exc.strerror
         print(t("Cannot read {file}: {reason}", file=args.file, reason=reason), file=sys.stderr)
         return 2
-    db = _open(config)
     try:
-        with db.transaction() as session:
+        with _session(config) as session:
             summary = register.import_file(session, data, Clock().now())
     except register.RegisterInvalid as invalid:
         print(t("{file} was not imported; nothing changed:", file=args.file), file=sys.stderr)
@@ -216,7 +241,7 @@ def _import(args: argparse.Namespace, config: Config, t: Translator) -> int:
 def _invites(args: argparse.Namespace, config: Config, t: Translator) -> int:
     from flows import invites
 
-    with _open(config).transaction() as session:
+    with _session(config) as session:
         rows = invites.open_codes(session, args.community)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -246,7 +271,7 @@ def _export(args: argparse.Namespace, config: Config, t: Translator) -> int:
     from flows import export
     from flows.clock import Clock
 
-    with _open(config).transaction() as session:
+    with _session(config) as session:
         data = export.record(session, args.community, Clock().now())
     if args.format == "csv":
         sys.stdout.write(export.to_csv(data))
@@ -260,7 +285,7 @@ def _settings(args: argparse.Namespace, config: Config, t: Translator) -> int:
     from flows.clock import Clock
     from flows.export import community
 
-    with _open(config).transaction() as session:
+    with _session(config) as session:
         root = community(session, args.community)
         if args.value is not None:
             value = settings.put(session, root.id, args.key, args.value)
@@ -304,8 +329,12 @@ def _clock(args: argparse.Namespace, config: Config, t: Translator) -> int:
 
     app = App(config)
     channels = outward(config)
-    if not channels:
-        print(t("No chat channel is configured (TELEGRAM_TOKEN): messages wait in the outbox."))
+    if all(c.name == "wecom" for c in channels):
+        print(
+            t(
+                "No chat channel for residents is configured (TELEGRAM_TOKEN): their messages wait in the outbox."
+            )
+        )
     try:
         if args.once:
             won, sent, failed = asyncio.run(run_once(app, channels))
@@ -391,7 +420,7 @@ def _audit(args: argparse.Namespace, config: Config, t: Translator) -> int:
     from flows import audit
     from flows.export import community
 
-    with _open(config).transaction() as session:
+    with _session(config) as session:
         only = community(session, args.community).id if args.community else None
         verdicts = audit.verify(session, only)
     for v in verdicts:
@@ -418,7 +447,7 @@ def _outbox(args: argparse.Namespace, config: Config, t: Translator) -> int:
     from flows import outbox
     from flows.clock import Clock
 
-    with _open(config).transaction() as session:
+    with _session(config) as session:
         if args.action == "retry":
             if not outbox.retry(session, args.id, Clock().now()):
                 raise Refused("There is no failed or held message #{id}.", id=args.id)
@@ -445,14 +474,65 @@ def _outbox(args: argparse.Namespace, config: Config, t: Translator) -> int:
 
 
 def _groups(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    from bot.channels.wecom import CHANNEL, mask
     from flows import groups
 
-    with _open(config).transaction() as session:
-        bound = [(g.scope.path, g.channel, g.chat_id, g.title or "") for g in groups.listed(session)]
+    with _session(config) as session:
+        bound = [
+            (g.scope.path, g.channel, mask(g.chat_id) if g.channel == CHANNEL else g.chat_id, g.title or "")
+            for g in groups.listed(session)
+        ]
     if not bound:
         print(t("No group is bound to a scope yet: /linkgroup in a group binds it."))
     for path, channel, chat, title in bound:
         print(f"{path}\t{channel}\t{chat}\t{title}".rstrip())
+    return 0
+
+
+def _wechat(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    from bot.channels.wecom import CHANNEL, checked_url, mask
+    from flows import groups
+    from flows.clock import Clock
+
+    with _session(config) as session:
+        if args.action == "list":
+            bound = groups.listed(session, CHANNEL)
+            if not bound:
+                print(t("No robot is bound yet: yishi wechat robot add SCOPE URL."))
+            for g in bound:
+                style = t("Markdown") if g.markdown else t("plain text")
+                state = (
+                    t(
+                        "refused by WeCom since {time}: its messages are held",
+                        time=g.blocked_at.isoformat(timespec="minutes"),
+                    )
+                    if g.blocked_at
+                    else t("in use")
+                )
+                print(f"{g.scope.path}\t{mask(g.chat_id)}\t{style}\t{state}")
+            return 0
+        scope = groups.scope_at(session, args.scope)
+        if args.action == "remove":
+            groups.detach(session, scope, CHANNEL, Clock().now())
+            print(
+                t(
+                    "The robot of {scope} is unbound; what was queued for it will not be sent.",
+                    scope=scope.path,
+                )
+            )
+            return 0
+        url = checked_url(args.url)
+        _, replaced = groups.attach(session, scope, CHANNEL, url, Clock().now(), markdown=args.markdown)
+    if replaced:
+        print(
+            t(
+                "{scope}'s robot is now {url}; what was queued for the old one goes to it.",
+                scope=scope.path,
+                url=mask(url),
+            )
+        )
+    else:
+        print(t("{url} is bound to {scope}.", scope=scope.path, url=mask(url)))
     return 0
 
 
@@ -467,6 +547,7 @@ _COMMANDS = {
     "audit": _audit,
     "outbox": _outbox,
     "groups": _groups,
+    "wechat": _wechat,
     "clock": _clock,
     "telegram": _telegram,
     "serve": _serve,

@@ -101,7 +101,7 @@ class Config:
     wechat_aes_key: str = ""
     wechat_api_url: str = ""
     wechat_subscribe_template_id: str = ""
-    wecom_robot_urls: tuple[str, ...] = ()
+    wechat_account_name: str = ""  # the Official Account's name, as residents search for it
     ballot_key: str = ""
     ballot_key_file: str = "yishi-ballot.key"
     port: int = 8000  # of `yishi serve`
@@ -115,8 +115,6 @@ class Config:
                 value = MASK
             elif f.name == "database_url":
                 value = masked_url(value)
-            elif f.name == "wecom_robot_urls":  # a robot's URL carries its key
-                value = tuple(MASK for _ in value)
             shown.append(f"{f.name}={value!r}")
         return f"Config({', '.join(shown)})"
 
@@ -147,7 +145,7 @@ class Config:
             wechat_aes_key=get("WECHAT_AES_KEY"),
             wechat_api_url=get("WECHAT_API_URL"),
             wechat_subscribe_template_id=get("WECHAT_SUBSCRIBE_TEMPLATE_ID"),
-            wecom_robot_urls=tuple(u.strip() for u in get("WECOM_ROBOT_URLS").split(",") if u.strip()),
+            wechat_account_name=get("WECHAT_ACCOUNT_NAME"),
             ballot_key=_ballot_key("YISHI_BALLOT_KEY", get("YISHI_BALLOT_KEY")),
             ballot_key_file=get("YISHI_BALLOT_KEY_FILE", "yishi-ballot.key") or "yishi-ballot.key",
             port=_port("PORT", get("PORT", "8000") or "8000"),

@@ -124,6 +124,11 @@ def unbind(
         group.bound_by == person.id or scopes.leads(session, person, group.scope, BINDERS)
     ):
         raise Refused("Only who may bind {scope} can unbind this group.", scope=group.scope.path)
+    _unbind(session, group, now, person.id)
+    return group
+
+
+def _unbind(session: Session, group: Group, now: datetime, actor_id: int | None) -> None:
     group.unbound_at = now
     session.execute(
         update(Outbox)
@@ -131,9 +136,79 @@ def unbind(
         .values(failed_at=now, error="the group was unbound")
     )
     audit.append(
-        session, at=now, action="unlink group", community_id=group.community_id, actor_id=person.id,
-        detail={"group": group.id, "channel": channel, "scope": group.scope.path},
+        session, at=now, action="unlink group", community_id=group.community_id, actor_id=actor_id,
+        detail={"group": group.id, "channel": group.channel, "scope": group.scope.path},
     )  # fmt: skip
+
+
+# --- chats the operator binds (a WeCom group robot: it only receives, and says nothing of itself)
+
+
+def scope_at(session: Session, path: str) -> Scope:
+    """A scope by its full path, its community's name first (`梧桐社区/东片区/东一网格/1栋`)."""
+    scope = session.scalar(select(Scope).where(Scope.path == path.strip().strip("/")))
+    if scope is None:
+        raise Refused("There is no scope {name}: give its full path, e.g. {path}.", name=path,
+                      path="梧桐社区/东片区/东一网格/1栋")  # fmt: skip
+    return scope
+
+
+def attach(
+    session: Session, scope: Scope, channel: str, chat_id: str, now: datetime, markdown: bool = False
+) -> tuple[Group, bool]:
+    """Bind a chat to a scope for the operator; (its binding, whether it took the place of the
+    scope's chat on this channel). A scope's chat replaced by another (a robot made anew, its URL
+    changed) hands on what was queued or held for it: nothing is lost."""
+    same = session.scalar(locked(select(Group).where(Group.channel == channel, Group.chat_id == chat_id)))
+    if same is not None and same.unbound_at is None and same.scope_id != scope.id:
+        raise Refused("This one is already bound to {scope}; remove it there first.", scope=same.scope.path)
+    current = session.scalar(
+        locked(
+            select(Group).where(
+                Group.scope_id == scope.id, Group.channel == channel, Group.unbound_at.is_(None)
+            )
+        )
+    )
+    group = same or Group(channel=channel, chat_id=chat_id)
+    replaced = current is not None and current is not group
+    if replaced:
+        assert current is not None
+        current.unbound_at = now
+        session.flush()  # one bound chat a scope and channel: the old one is unbound first
+    if same is None:
+        session.add(group)
+    group.community_id, group.scope_id, group.scope = scopes.community_id(scope), scope.id, scope
+    group.bound_by, group.bound_at, group.unbound_at, group.blocked_at = None, now, None, None
+    group.markdown = markdown
+    session.flush()
+    if replaced:
+        assert current is not None
+        session.execute(
+            update(Outbox)
+            .where(Outbox.group_id == current.id, Outbox.sent_at.is_(None), Outbox.failed_at.is_(None))
+            .values(group_id=group.id)
+        )
+    outbox.release_held(session, now, group_id=group.id)
+    audit.append(
+        session, at=now, action="link group", community_id=group.community_id,
+        detail={"group": group.id, "channel": channel, "scope": scope.path},
+    )  # fmt: skip
+    return group, replaced
+
+
+def detach(session: Session, scope: Scope, channel: str, now: datetime) -> Group:
+    """Unbind the scope's chat on this channel, for the operator: what was queued for it fails,
+    saying so."""
+    group = session.scalar(
+        locked(
+            select(Group).where(
+                Group.scope_id == scope.id, Group.channel == channel, Group.unbound_at.is_(None)
+            )
+        )
+    )
+    if group is None:
+        raise Refused("{scope} has nothing bound on {channel}.", scope=scope.path, channel=channel)
+    _unbind(session, group, now, None)
     return group
 
 
@@ -164,13 +239,9 @@ def moved(session: Session, channel: str, chat_id: str, new_chat_id: str) -> Non
     )
 
 
-def listed(session: Session) -> list[Group]:
-    """Every group bound now, by scope."""
-    return list(
-        session.scalars(
-            select(Group)
-            .join(Scope, Scope.id == Group.scope_id)
-            .where(Group.unbound_at.is_(None))
-            .order_by(Scope.path, Group.channel)
-        )
-    )
+def listed(session: Session, channel: str | None = None) -> list[Group]:
+    """Every group bound now (on the channel), by scope."""
+    query = select(Group).join(Scope, Scope.id == Group.scope_id).where(Group.unbound_at.is_(None))
+    if channel is not None:
+        query = query.where(Group.channel == channel)
+    return list(session.scalars(query.order_by(Scope.path, Group.channel)))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
@@ -78,6 +79,7 @@ class Recipient(NamedTuple):
     person_id: int | None = None
     group_id: int | None = None
     account_id: int | None = None
+    markdown: bool = False  # a group set to take the channel's Markdown (a WeCom robot)
 
     @property
     def is_group(self) -> bool:
@@ -92,11 +94,18 @@ class Pace(NamedTuple):
 
 
 class Sender(Protocol):
-    """A channel's sending half. A text longer than `max_length` goes as several messages;
-    `quiet_hours`: whether it keeps the communities' quiet hours (a phone does; a terminal not)."""
+    """A channel's sending half. A text longer than `max_length` (as `measure` counts: Telegram
+    in UTF-16 units, a WeCom robot in UTF-8 bytes) goes as several messages; `quiet_hours`:
+    whether it keeps the communities' quiet hours (a phone does; a terminal not); `at_once`: how
+    many of its chats may be sent to at the same time (each chat's messages still in turn), so
+    that a slow chat (a WeCom robot taking its time) holds up no other chat nor any other channel;
+    1: in turn, in the sending thread."""
 
     max_length: int | None
     quiet_hours: bool
+    at_once: int
+
+    def measure(self, text: str) -> int: ...
 
     def send(self, recipient: Recipient, message: Reply) -> str | None:
         """Deliver; the platform's id of the message (of its last part), where it has one."""
@@ -295,24 +304,32 @@ def utf16_units(text: str) -> int:
     return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
-def _fitting(text: str, limit: int) -> int:
+def utf8_bytes(text: str) -> int:
+    """Length as a WeCom robot counts it: a Chinese character is three."""
+    return len(text.encode())
+
+
+Measure = Callable[[str], int]
+
+
+def _fitting(text: str, limit: int, measure: Measure) -> int:
     """How many of `text`'s first characters fit in `limit` units (at least one)."""
     units = 0
     for index, ch in enumerate(text):
-        units += 2 if ord(ch) > 0xFFFF else 1
+        units += measure(ch)
         if units > limit:
             return max(index, 1)
     return len(text)
 
 
-def split(text: str, limit: int | None) -> list[str]:
-    """A text as messages of at most `limit` UTF-16 units, cut at line ends where possible;
-    parts with nothing to say are left out."""
-    assert limit is None or limit >= 2, "a part must hold any one character"
+def split(text: str, limit: int | None, measure: Measure = utf16_units) -> list[str]:
+    """A text as messages of at most `limit` units as `measure` counts them (UTF-16 units by
+    default), cut at line ends where possible; parts with nothing to say are left out."""
+    assert limit is None or limit >= measure("\U0010ffff"), "a part must hold any one character"
     text = text.replace("\r\n", "\n")
     parts: list[str] = []
-    while limit is not None and utf16_units(text) > limit:
-        end = _fitting(text, limit)
+    while limit is not None and measure(text) > limit:
+        end = _fitting(text, limit, measure)
         cut = text.rfind("\n", 0, end + 1)
         cut = end if cut <= 0 else cut
         parts.append(text[:cut])
@@ -390,6 +407,7 @@ _GROUPS = (
         Group.community_id,
         Group.unbound_at,
         Group.blocked_at,
+        Group.markdown,
         Scope.path,
     )
     .join(Scope, Scope.id == Group.scope_id)
@@ -453,7 +471,9 @@ def resolve(session: Session, rows: list, served: Collection[str], now: datetime
                 continue
             name = f"GROUP {g.path}"
             locale = str(settings.get(session, g.community_id, "locale")) or None
-            recipient = Recipient(g.channel, g.chat_id, name, locale, g.community_id, group_id=g.id)
+            recipient = Recipient(
+                g.channel, g.chat_id, name, locale, g.community_id, group_id=g.id, markdown=g.markdown
+            )
             found[row.id] = Where(recipient, unserved=g.channel not in served)
             continue
         mine = sorted(
@@ -521,7 +541,9 @@ class Attempt:
     def _ours(self) -> ColumnElement[bool]:
         return Outbox.id.in_(self.rows) & (Outbox.next_attempt_at == self.lease)
 
-    def claim(self, row_ids: list[int], render: Render, max_length: int | None) -> bool:
+    def claim(
+        self, row_ids: list[int], render: Render, max_length: int | None, measure: Measure = utf16_units
+    ) -> bool:
         """The rows still as they were seen, leased, rendered (once: a retry sends the words of the
         first attempt) and, for a group, packed into one message within `max_length`, in one
         transaction. A person's rows go one a message. Rows whose reason has passed are dropped;
@@ -549,7 +571,7 @@ class Attempt:
                     message = replace(message, text=r.rendered)
                 standalone = r.live or bool(message.options) or message.start is not None
                 joined = "\n\n".join([*texts, message.text])
-                if texts and (standalone or self.alone or (max_length and utf16_units(joined) > max_length)):
+                if texts and (standalone or self.alone or (max_length and measure(joined) > max_length)):
                     later.append(r.id)  # in a message of its own, at the next turn
                     continue
                 if r.rendered is None:
@@ -575,7 +597,7 @@ class Attempt:
                     .values(next_attempt_at=now, attempts=Outbox.attempts - 1)
                 )
         self.settled = {*self.rows, *dropped, *(r.id for r, _ in broken)}
-        self.parts = split(self.message.text, max_length)
+        self.parts = split(self.message.text, max_length, measure)
         return bool(self.rows)
 
     @property
@@ -706,6 +728,41 @@ def _plan(
     return sorted(plan.items(), key=lambda item: item[1][0])
 
 
+def _to_target(
+    db: Database, now: Callable[[], datetime], sender: Sender, recipient: Recipient, rows: list[int],
+    render: Render, pacer: Pacer, stopping: Callable[[], bool],
+) -> Delivery:  # fmt: skip
+    """Send one target's due rows in turn, until it must wait (its pace, the platform's wait, a
+    failure's backoff) or `stopping` says so."""
+    done = Delivery()
+    pace = sender.pace(recipient)
+    while rows and not stopping():
+        wait = pacer.wait(recipient, pace)
+        if wait:  # set aside: the next target goes on
+            done.later(now() + wait)
+            break
+        attempt = Attempt(db, recipient, now)
+        try:
+            if not attempt.claim(rows, render, sender.max_length, sender.measure):
+                rows = [r for r in rows if r not in attempt.settled]
+                if attempt.settled:
+                    continue  # none of those was for sending (dropped, or broken): the next
+                break
+            pacer.went(recipient, pace)
+            outcome = attempt.run(sender)
+        except Exception:  # the database failing us: the rows are tried again once their lease ends
+            log.exception("outbox rows %s: could not be claimed or recorded", rows)
+            break
+        if not outcome.sent and not outcome.chat_ok:
+            if outcome.again is not None:  # the chat is in trouble: its other rows wait too
+                pacer.pause(recipient, outcome.again)
+                done.later(outcome.again)
+            break
+        done.sent += outcome.sent
+        rows = [r for r in rows if r not in attempt.settled]
+    return done
+
+
 def deliver_due(
     db: Database,
     now: Callable[[], datetime],
@@ -715,35 +772,35 @@ def deliver_due(
     stopping: Callable[[], bool] = lambda: False,
 ) -> Delivery:
     """Send every due message on the given channels, until `stopping` says so. Each claim and
-    mark reads the clock afresh: a long run hands out no lease already run out."""
+    mark reads the clock afresh: a long run hands out no lease already run out. The targets of a
+    channel that sends to several chats at once (`at_once`) go in a pool of their own, alongside
+    the others, which go in turn in this thread (the pacer's entries are each target's own)."""
     done = Delivery()
-    for recipient, rows in _plan(db, now(), senders, done):
-        sender = senders[recipient.channel]
-        pace = sender.pace(recipient)
-        while rows and not stopping():
-            wait = pacer.wait(recipient, pace)
-            if wait:  # set aside: the next target goes on
-                done.later(now() + wait)
-                break
-            attempt = Attempt(db, recipient, now)
-            try:
-                if not attempt.claim(rows, render, sender.max_length):
-                    rows = [r for r in rows if r not in attempt.settled]
-                    if attempt.settled:
-                        continue  # none of those was for sending (dropped, or broken): the next
-                    break
-                pacer.went(recipient, pace)
-                outcome = attempt.run(sender)
-            except Exception:  # the database failing us: the rows are tried again once their lease ends
-                log.exception("outbox rows %s: could not be claimed or recorded", rows)
-                break
-            if not outcome.sent and not outcome.chat_ok:
-                if outcome.again is not None:  # the chat is in trouble: its other rows wait too
-                    pacer.pause(recipient, outcome.again)
-                    done.later(outcome.again)
-                break
-            done.sent += outcome.sent
-            rows = [r for r in rows if r not in attempt.settled]
+    plan = _plan(db, now(), senders, done)
+    pools = {
+        name: ThreadPoolExecutor(sender.at_once, thread_name_prefix=f"send-{name}")
+        for name, sender in senders.items()
+        if sender.at_once > 1 and any(r.channel == name for r, _ in plan)
+    }
+    try:
+        futures = [
+            pools[r.channel].submit(_to_target, db, now, senders[r.channel], r, rows, render, pacer, stopping)
+            for r, rows in plan
+            if r.channel in pools
+        ]
+        parts = [
+            _to_target(db, now, senders[r.channel], r, rows, render, pacer, stopping)
+            for r, rows in plan
+            if r.channel not in pools
+        ]
+        parts += [future.result() for future in futures]
+    finally:
+        for pool in pools.values():
+            pool.shutdown(wait=True)
+    for part in parts:
+        done.sent += part.sent
+        if part.next_at is not None:
+            done.later(part.next_at)
     return done
 
 

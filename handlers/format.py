@@ -193,7 +193,7 @@ def poll_lines(session: Session, t: Translator, issue: Issue, poll: Poll, tz: st
         v = counts.get(option.number, 0)
         bar = BAR * round(10 * v / turnout) if turnout else ""
         mark = " ✓" if option.adopted else ""
-        lines.append(f"[{option.number}] {label} — {v} {bar}{mark}")
+        lines.append(f"[{option.number}] {label} — {v} {bar}{mark}".rstrip())
     if poll.closed_at is None:
         lines.append(t("Vote with /vote {id} NUMBER (at most {k}).", id=issue.id, k=poll.max_choices))
     else:

@@ -140,16 +140,21 @@ class Group(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    chat_id: Mapped[str] = mapped_column(String(128))
+    # the platform's id of the chat; a WeCom group robot's webhook URL (its key a secret: masked
+    # wherever it is shown)
+    chat_id: Mapped[str] = mapped_column(String(512))
     community_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"), index=True)
     scope_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"))
     title: Mapped[str | None] = mapped_column(String(200))
-    bound_by: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    bound_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))  # None: the operator (a robot)
     bound_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # undone by /unlinkgroup (the row stays: what was sent to the group refers to it)
     unbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # the platform refused to deliver (the bot was removed): messages are held until it is back
     blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # a robot set to take WeCom Markdown (members on personal WeChat may not see it: plain text
+    # by default)
+    markdown: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
     scope: Mapped[Scope] = relationship(foreign_keys=[scope_id])
 

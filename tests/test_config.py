@@ -24,7 +24,7 @@ def test_defaults(tmp_path: Path) -> None:
         "Asia/Shanghai",
         "zh_CN",
     )
-    assert (config.telegram_token, config.telegram_api_url, config.wecom_robot_urls) == ("", "", ())
+    assert (config.telegram_token, config.telegram_api_url, config.wechat_account_name) == ("", "", "")
 
 
 def test_reads_a_dotenv_file(tmp_path: Path) -> None:
@@ -36,14 +36,14 @@ def test_reads_a_dotenv_file(tmp_path: Path) -> None:
         "YISHI_LOCALE=en\n"
         "TELEGRAM_TOKEN=123:abc\n"
         "TELEGRAM_API_URL=http://127.0.0.1:8081/bot\n"
-        "WECOM_ROBOT_URLS= http://127.0.0.1:9/a , http://127.0.0.1:9/b,\n"
+        "WECHAT_ACCOUNT_NAME= 梧桐社区服务号 \n"
         "EMPTY_WITHOUT_VALUE\n",
     )
     config = Config.from_environ(environ={}, env_file=env)
     assert config.database_url == "postgresql://yishi@127.0.0.1/yishi"
     assert (config.timezone, config.locale) == ("Asia/Urumqi", "en")
     assert (config.telegram_token, config.telegram_api_url) == ("123:abc", "http://127.0.0.1:8081/bot")
-    assert config.wecom_robot_urls == ("http://127.0.0.1:9/a", "http://127.0.0.1:9/b")
+    assert config.wechat_account_name == "梧桐社区服务号"
 
 
 def test_the_environment_wins_over_the_dotenv_file(tmp_path: Path) -> None:
@@ -137,12 +137,11 @@ def test_secrets_are_masked_wherever_the_settings_are_shown() -> None:
         "WECHAT_TOKEN": "wechat-token-value",
         "WECHAT_AES_KEY": "wechat-aes-key-value",
         "YISHI_BALLOT_KEY": "A" * 43 + "=",
-        "WECOM_ROBOT_URLS": "http://127.0.0.1:9/send?key=robot-key-value",
         "DATABASE_URL": "postgresql://yishi:database-password@127.0.0.1/yishi",
     }
     config = Config.from_environ(secrets, env_file="")
     shown = repr(config) + str(config) + f"{config}"
-    for value in [*secrets.values(), "database-password", "robot-key-value"]:
+    for value in [*secrets.values(), "database-password"]:
         assert value not in shown
     assert "postgresql://yishi:***@127.0.0.1/yishi" in shown and "wechat_app_secret='********'" in shown
     assert "telegram_api_url=''" in shown  # what is not secret is shown as it is

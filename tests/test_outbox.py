@@ -20,6 +20,8 @@ class Channel:
     """A channel for the outbox's tests: records what it takes; `failing` says how it fails."""
 
     quiet_hours = True
+    at_once = 1
+    measure = staticmethod(utf16_units)
 
     def __init__(
         self,

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from bot.config import Config
@@ -35,11 +36,16 @@ class Outward(Sender, Protocol):
     async def stop(self) -> None: ...
 
 
-def outward(config: Config) -> list[Outward]:
-    """The channels this deployment's settings enable, for the sender of `yishi clock`."""
-    channels: list[Outward] = []
-    if config.telegram_token:
+def outward(config: Config, have: Sequence[Outward] = ()) -> list[Outward]:
+    """The channels this process sends through: `have` (the one it receives on, started with
+    its bot), and each other one this deployment's settings enable. WeCom robots are always
+    among them: they are bound in the database, and need no setting."""
+    from bot.channels.wecom import WeComRobots
+
+    channels = [*have]
+    if config.telegram_token and all(c.name != "telegram" for c in have):
         from bot.channels.telegram import TelegramChannel
 
         channels.append(TelegramChannel(config))
+    channels.append(WeComRobots(config))
     return channels

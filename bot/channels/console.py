@@ -22,7 +22,7 @@ from flows import outbox, people
 from flows.clock import MovableClock
 from flows.errors import Refused
 from flows.messages import Incoming, Option, Reply
-from flows.outbox import Pace, Recipient
+from flows.outbox import Pace, Recipient, utf16_units
 from flows.when import parse_duration
 from handlers import format as fmt
 from handlers.context import find_account, locale_of, person_of
@@ -46,6 +46,8 @@ class Console:
 
     max_length = None  # a terminal takes a digest whole
     quiet_hours = False  # and wakes nobody at night
+    at_once = 1  # one terminal, its lines in order
+    measure = staticmethod(utf16_units)
 
     def send(self, recipient: Recipient, message: Reply) -> str:
         """Deliver a message the bot sends on its own (the outbox's sender for this channel)."""

@@ -21,7 +21,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, TypeHandler
 
 from bot.app import App
-from bot.channels import ChannelUnavailable
+from bot.channels import ChannelUnavailable, outward
 from bot.channels.telegram import updates
 from bot.channels.telegram.answers import Answering, Where
 from bot.channels.telegram.sender import CHANNEL, TelegramChannel
@@ -212,7 +212,7 @@ class Polling:
 
     def __init__(self, app: App, config: Config) -> None:
         self.channel = TelegramChannel(config)
-        self.wakeup = Wakeup(app, [self.channel])
+        self.wakeup = Wakeup(app, outward(config, [self.channel]))
         self.edge = Edge(app, self.channel)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

@@ -29,7 +29,7 @@ from telegram.request import HTTPXRequest
 from bot.channels import TOKEN_REFUSED, UNREACHABLE, ChannelUnavailable
 from bot.config import Config
 from flows.messages import Reply
-from flows.outbox import DeliveryFailed, Pace, Recipient
+from flows.outbox import DeliveryFailed, Pace, Recipient, utf16_units
 
 CHANNEL = "telegram"
 DEFAULT_API_URL = "https://api.telegram.org/bot"
@@ -59,6 +59,9 @@ class TelegramChannel:
     name = CHANNEL
     max_length = MessageLimit.MAX_TEXT_LENGTH  # longer texts (a digest) go in parts, cut at line ends
     quiet_hours = True
+    # in turn: AIORateLimiter keeps the 30 a second overall, and a chat answers within its timeout
+    at_once = 1
+    measure = staticmethod(utf16_units)
 
     def __init__(self, config: Config, bot: ExtBot | None = None) -> None:
         """`bot`: the one of the process's `Application`, where it receives updates too."""
