@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ from storage.models import Group, Issue, Person, Poll, Scope
 from storage.seal import BallotKey
 
 SAFETY_SECONDS = 60  # work written by another process (a web worker, another clock) is seen this soon
+POSTGRES_THREADS = 8  # dispatcher threads of a channel's edge, each with its connection from the pool
 
 
 class App:
@@ -45,6 +47,12 @@ class App:
         self._told: dict[str, datetime] = {}  # what commits told during a step
         self._lock = threading.Lock()
         self.db.on_wake(self.woken)
+
+    def dispatch_pool(self) -> ThreadPoolExecutor:
+        """The threads a channel's edge runs the (blocking) dispatcher in, off its event loop: one
+        on SQLite, which has one writer; on PostgreSQL each thread has its connection."""
+        threads = 1 if self.db.engine.dialect.name == "sqlite" else POSTGRES_THREADS
+        return ThreadPoolExecutor(threads, thread_name_prefix="yishi-dispatch")
 
     def woken(self, what: str, at: datetime) -> None:
         """A transaction of this process wrote something due at `at`."""

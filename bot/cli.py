@@ -57,6 +57,19 @@ def _parser() -> argparse.ArgumentParser:
         default="csv",
         help="csv: name,building,room,code; links: name,building,room,link (Telegram deep links)",
     )
+    inv.add_argument(
+        "--reissue",
+        metavar="NAME",
+        help="a new code for NAME (or NAME@BUILDING-ROOM); their unused one stops working",
+    )
+    acc = sub.add_parser("accounts", help="residents' chat accounts")
+    acc_sub = acc.add_subparsers(dest="action", required=True, metavar="ACTION")
+    unbind = acc_sub.add_parser(
+        "unbind",
+        parents=[common, with_community],
+        help="NAME's chat accounts no longer speak for them (a lost phone)",
+    )
+    unbind.add_argument("name", metavar="NAME")
     exp = sub.add_parser("export", parents=[common, with_community], help="the public record")
     exp.add_argument("--format", choices=("json", "csv"), default="json")
     st = sub.add_parser(
@@ -84,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         "--delete-webhook", action="store_true", help="remove the webhook (to poll again), then exit"
     )
     serve = sub.add_parser(
-        "serve", parents=[common], help="the web process: POST /telegram (webhooks), GET /healthz"
+        "serve", parents=[common], help="the web process: POST /telegram, GET|POST /wechat, GET /healthz"
     )
     serve.add_argument("--port", type=int, metavar="P", help="default: $PORT, else 8000")
     serve.add_argument("--host", default="0.0.0.0", help="default: 0.0.0.0 (every interface)")
@@ -93,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     retry = box_sub.add_parser("retry", parents=[common], help="send a failed or held message again")
     retry.add_argument("id", type=int, metavar="ID")
     sub.add_parser("groups", parents=[common], help="the group chats bound to scopes")
-    wx = sub.add_parser("wechat", help="WeChat: WeCom group robots")
+    wx = sub.add_parser("wechat", help="WeChat: WeCom group robots, the Official Account's menu")
     wx_sub = wx.add_subparsers(dest="part", required=True, metavar="PART")
     robot = wx_sub.add_parser("robot", help="a WeCom group robot for a building, grid or community")
     robot_sub = robot.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -110,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     remove = robot_sub.add_parser("remove", parents=[common], help="unbind the scope's robot")
     remove.add_argument("scope", metavar="SCOPE")
     robot_sub.add_parser("list", parents=[common], help="the robots bound, their keys masked")
+    wx_sub.add_parser(
+        "menu", parents=[common], help="install the Official Account's menu: 提议 / 议题 / 我的"
+    )
     audit = sub.add_parser("audit", help="the hash-chained audit log")
     audit_sub = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
     audit_sub.add_parser(
@@ -239,8 +255,23 @@ def _import(args: argparse.Namespace, config: Config, t: Translator) -> int:
 
 
 def _invites(args: argparse.Namespace, config: Config, t: Translator) -> int:
-    from flows import invites
+    from flows import invites, people
+    from flows.clock import Clock
+    from flows.export import community
 
+    if args.reissue:
+        with _session(config) as session:
+            person = people.find(session, args.reissue, community(session, args.community).id)
+            code = invites.reissue(session, person, Clock().now())
+            who = people.label(session, person)
+        print(
+            t(
+                "A new invite code for {name}: {code}. Their earlier code no longer works.",
+                name=who,
+                code=code,
+            )
+        )
+        return 0
     with _session(config) as session:
         rows = invites.open_codes(session, args.community)
     out = io.StringIO()
@@ -264,6 +295,28 @@ def _invites(args: argparse.Namespace, config: Config, t: Translator) -> int:
         writer.writerow(["name", "building", "room", "code"])
         writer.writerows(rows)
     sys.stdout.write(out.getvalue())
+    return 0
+
+
+def _accounts(args: argparse.Namespace, config: Config, t: Translator) -> int:
+    from flows import invites, people
+    from flows.clock import Clock
+    from flows.export import community
+
+    with _session(config) as session:
+        person = people.find(session, args.name, community(session, args.community).id)
+        unbound = invites.unbind(session, person, Clock().now())
+        who = people.label(session, person)
+    if not unbound:
+        print(t("{name} has no chat account bound.", name=who))
+    else:
+        print(
+            t(
+                "{name}'s accounts are unbound ({channels}). `yishi invites --reissue` gives them a new code.",
+                name=who,
+                channels=", ".join(unbound),
+            )
+        )
     return 0
 
 
@@ -328,11 +381,11 @@ def _clock(args: argparse.Namespace, config: Config, t: Translator) -> int:
     from bot.scheduler import run_forever, run_once
 
     app = App(config)
-    channels = outward(config)
+    channels = outward(app)
     if all(c.name == "wecom" for c in channels):
         print(
             t(
-                "No chat channel for residents is configured (TELEGRAM_TOKEN): their messages wait in the outbox."
+                "No chat channel for residents is configured (TELEGRAM_TOKEN, WECHAT_APP_ID): their messages wait in the outbox."
             )
         )
     try:
@@ -494,6 +547,9 @@ def _wechat(args: argparse.Namespace, config: Config, t: Translator) -> int:
     from flows import groups
     from flows.clock import Clock
 
+    if args.part == "menu":
+        return _menu(config, t)
+
     with _session(config) as session:
         if args.action == "list":
             bound = groups.listed(session, CHANNEL)
@@ -536,11 +592,42 @@ def _wechat(args: argparse.Namespace, config: Config, t: Translator) -> int:
     return 0
 
 
+def _menu(config: Config, t: Translator) -> int:
+    from wechatpy.exceptions import WeChatClientException
+
+    from bot.channels.wechat.callback import MENU
+    from bot.channels.wechat.client import Client
+    from handlers.commands import BY_NAME
+    from storage.db import Database
+    from storage.migrate import require_current
+
+    if not (config.wechat_app_id and config.wechat_app_secret):
+        raise Refused(
+            "WECHAT_APP_ID and WECHAT_APP_SECRET are not set: they are in the Official Account's console."
+        )
+    buttons = [
+        {"type": "click", "name": BY_NAME[command[1:]].aliases[0], "key": key}
+        for key, command in MENU.items()
+    ]
+    db = Database(config.database_url)
+    try:
+        require_current(db.engine)  # the access token is kept in the database
+        Client(config, db).menu.create({"button": buttons})
+    except WeChatClientException as exc:
+        print(t("WeChat refused: {error}", error=f"{exc.errcode} {exc.errmsg}"), file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(t("The menu is installed: {names}.", names=" / ".join(b["name"] for b in buttons)))
+    return 0
+
+
 _COMMANDS = {
     "demo": _demo,
     "console": _console,
     "import": _import,
     "invites": _invites,
+    "accounts": _accounts,
     "export": _export,
     "settings": _settings,
     "db": _db,

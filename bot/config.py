@@ -73,6 +73,15 @@ def _webhook_secret(name: str, value: str) -> str:
     return value
 
 
+def _aes_key(name: str, value: str) -> str:
+    """WeChat's EncodingAESKey: 43 letters and digits, as its console makes it."""
+    if value and not re.fullmatch(r"[A-Za-z0-9]{43}", value):
+        raise ConfigError(
+            f"{name} must be the 43 letters and digits of the EncodingAESKey in WeChat's console"
+        )
+    return value
+
+
 def _public_url(name: str, value: str) -> str:
     if value and not value.startswith(("https://", "http://")):
         raise ConfigError(f"{name}={value!r} is not a web address (https://…)")
@@ -142,7 +151,7 @@ class Config:
             wechat_app_id=get("WECHAT_APP_ID"),
             wechat_app_secret=get("WECHAT_APP_SECRET"),
             wechat_token=get("WECHAT_TOKEN"),
-            wechat_aes_key=get("WECHAT_AES_KEY"),
+            wechat_aes_key=_aes_key("WECHAT_AES_KEY", get("WECHAT_AES_KEY")),
             wechat_api_url=get("WECHAT_API_URL"),
             wechat_subscribe_template_id=get("WECHAT_SUBSCRIBE_TEMPLATE_ID"),
             wechat_account_name=get("WECHAT_ACCOUNT_NAME"),

@@ -1,6 +1,7 @@
 """`yishi serve`: the web process of a webhook deployment (Starlette on uvicorn).
 
 - `GET /healthz`: 200 when the database answers and its schema is this version's; else 503.
+- `GET|POST /wechat`: the Official Account's callback (`bot.channels.wechat.callback`).
 - `POST /telegram`: Telegram's webhook. The secret header is checked before anything is read
   (missing or wrong: 403); the update is handled before the answer, so that Telegram sends it
   again if this process dies meanwhile, and a repeat (a retry, or the same update at another
@@ -31,10 +32,12 @@ from storage.migrate import current_revision, head_revision
 
 if TYPE_CHECKING:
     from bot.channels.telegram.webhook import Webhook
+    from bot.channels.wechat.callback import Callback
 
 log = logging.getLogger("yishi.web")
 
 MAX_BODY = 1_000_000  # bytes of one update: far beyond any Telegram sends
+MAX_WECHAT_BODY = 64 * 1024  # bytes of one WeChat callback: far beyond any it sends
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
@@ -43,8 +46,13 @@ def create(config: Config, app: App | None = None) -> Starlette:
         raise ConfigError(
             "TELEGRAM_WEBHOOK_SECRET is required with TELEGRAM_TOKEN: the webhook accepts only requests that carry it"
         )
+    if config.wechat_token and not (config.wechat_app_id and config.wechat_app_secret):
+        raise ConfigError(
+            "WECHAT_APP_ID and WECHAT_APP_SECRET are required with WECHAT_TOKEN: replies that take longer than WeChat waits, and pictures, go through its API"
+        )
     core = app or App(config)
     channels: dict[str, Webhook] = {}
+    wechat: dict[str, Callback] = {}
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -52,11 +60,17 @@ def create(config: Config, app: App | None = None) -> Starlette:
             from bot.channels.telegram.webhook import Webhook
 
             channels["telegram"] = await Webhook.start(core, config)
+        if config.wechat_token:
+            from bot.channels.wechat.callback import Callback
+
+            wechat["callback"] = Callback(core, config)
         try:
             yield
         finally:
             for channel in channels.values():
                 await channel.stop()
+            for callback in wechat.values():
+                await asyncio.to_thread(callback.close)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -86,8 +100,23 @@ def create(config: Config, app: App | None = None) -> Starlette:
         status = await channel.handle(data)
         return Response(status_code=status)
 
+    async def wechat_callback(request: Request) -> Response:
+        callback = wechat.get("callback")
+        if callback is None:
+            return PlainTextResponse("WeChat is not configured here", status_code=404)
+        query = dict(request.query_params)
+        if request.method == "GET":
+            answer = callback.verify(query)
+        else:
+            answer = await callback.receive(query, await _body(request, MAX_WECHAT_BODY))
+        return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
+
     return Starlette(
-        routes=[Route("/healthz", healthz), Route("/telegram", telegram, methods=["POST"])],
+        routes=[
+            Route("/healthz", healthz),
+            Route("/telegram", telegram, methods=["POST"]),
+            Route("/wechat", wechat_callback, methods=["GET", "POST"]),
+        ],
         lifespan=lifespan,
     )
 
@@ -98,12 +127,12 @@ def _schema(app: App) -> str | None:
     return current_revision(app.db.engine)
 
 
-async def _body(request: Request) -> bytes | None:
-    """The request's body, or None once it grows beyond MAX_BODY (read no further)."""
+async def _body(request: Request, most: int = MAX_BODY) -> bytes | None:
+    """The request's body, or None once it grows beyond `most` bytes (read no further)."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > most:
             return None
         chunks.append(chunk)
     return b"".join(chunks)

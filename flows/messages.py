@@ -10,11 +10,24 @@ private chat (a deep link on Telegram).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from locales import N_
 
 # the answer to a button that answers nothing any more (an old keyboard) or never did (forged)
 STALE = N_("This button is no longer valid.")
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the platform lets the bot send an account on its own after this message: at most
+    `messages` within `lasts` (WeChat's customer-service messages: 5 within 48 hours of a
+    resident's message, 3 within a minute of a menu click or a follow). `renews`: it replaces a
+    window still open (a message's does; an event's only one used up or ended)."""
+
+    messages: int
+    lasts: timedelta
+    renews: bool = True
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,8 @@ class Incoming:
     unreadable: bool = False  # something sent that is neither text nor a photo (a sticker, a voice note)
     chat_title: str | None = None  # a group's name on the platform, kept when it is bound
     edited: bool = False  # a message changed after it was sent: answered, never read again
+    window: Window | None = None  # on a platform that limits what the bot sends on its own
+    spoken: bool = False  # recognised from speech: a support, vote or rating is read back first
 
 
 @dataclass(frozen=True)
@@ -55,3 +70,4 @@ class Reply:
     start: str | None = None  # a pointer to the private chat, starting this there (`raise`, `vote_7`)
     retract: bool = False  # the message answered is deleted where the platform lets the bot (a secret choice named in a group)
     photo: bytes | None = field(default=None, repr=False)  # shown with the text (an issue's photo)
+    secret: bool = False  # names a secret ballot's choice: said to the voter only, never stored

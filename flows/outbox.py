@@ -14,7 +14,7 @@ message, as far as the channel's length limit allows. Each attempt claims its ro
 lease (a conditional update, so two senders never both take one), sends with no transaction
 open (on SQLite a transaction holds the database's write lock) and marks them sent, or tries
 again by backoff on the same clock. A message is sent twice only if the process died between
-sending it and marking it. Quiet hours (a community setting) hold back what is not a reply.
+sending it and marking it. Quiet hours (a community setting) hold back what is not a reply (a late one included).
 
 A group's vote message is kept current: `edit_live` edits it at most once a minute while the
 vote runs, and once more after the close.
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
-from sqlalchemy import String, bindparam, exists, or_, select, update
+from sqlalchemy import String, bindparam, exists, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
@@ -44,10 +44,6 @@ log = logging.getLogger("yishi.outbox")
 MAX_ATTEMPTS = 8
 LEASE = timedelta(minutes=5)
 EDIT_EVERY = timedelta(minutes=1)  # a group's vote message is edited at most this often
-# chat windows of the platforms that have them: a message may reach an account this long after
-# the person last wrote from it (WeChat's customer-service messages), less the hour to which
-# `last_seen_at` is kept
-WINDOWS = {"wechat": timedelta(hours=48) - timedelta(hours=1)}
 # channels that reach a person only while someone sits at them (the console): a process that does
 # not serve one never waits for it, so an operator speaking as a resident takes nothing of theirs
 ATTENDED = frozenset({"console"})
@@ -80,6 +76,9 @@ class Recipient(NamedTuple):
     group_id: int | None = None
     account_id: int | None = None
     markdown: bool = False  # a group set to take the channel's Markdown (a WeCom robot)
+    # the account has a chat window (WeChat): each message sent uses one of its messages, and what
+    # queued up for the person goes in as few messages as fit
+    windowed: bool = False
 
     @property
     def is_group(self) -> bool:
@@ -207,6 +206,15 @@ def notify_all(
     else:
         log.info("nobody of %d people has a chat account: %r not queued", len(ids), msgid)
     return queued
+
+
+REPLY = "{text}"  # the words of a reply, written already
+
+
+def notify_reply(session: Session, person_id: int, at: datetime, text: str) -> bool:
+    """A reply that could not be answered in the time the platform waits (WeChat's five seconds),
+    sent as a message of the bot's own. Its words are stored: never a secret ballot's choice."""
+    return notify(session, person_id, at, REPLY, text=text)
 
 
 _RELATED = aliased(Scope)
@@ -378,7 +386,9 @@ class Pacer:
 # --- where a row goes --------------------------------------------------------------------------
 
 _NAMESAKE = aliased(Person)
-_DUE = select(Outbox.id, Outbox.next_attempt_at, Outbox.person_id, Outbox.group_id, Outbox.reason).where(
+_DUE = select(
+    Outbox.id, Outbox.next_attempt_at, Outbox.person_id, Outbox.group_id, Outbox.reason, Outbox.msgid
+).where(
     Outbox.sent_at.is_(None),
     Outbox.failed_at.is_(None),
     Outbox.held_at.is_(None),
@@ -388,7 +398,7 @@ _ACCOUNTS = (  # the accounts of the people named, with what a message to them n
     select(
         Account.person_id, Account.id, Account.channel, Account.external_id, Account.locale,
         Account.last_seen_at, Account.blocked_at, Person.community_id, Person.name, Person.locale,
-        Scope.name, Household.room,
+        Scope.name, Household.room, Account.window_until, Account.window_left,
         exists().where(
             _NAMESAKE.community_id == Person.community_id, _NAMESAKE.name == Person.name,
             _NAMESAKE.id != Person.id, _NAMESAKE.moved_out.is_(False),
@@ -426,19 +436,20 @@ class Where(NamedTuple):
 def _reachable_sql(now: datetime) -> ColumnElement[bool]:
     """`_reachable`, as a condition on an outbox row: its person has an account that can take it,
     or its group has the bot."""
-    windowed = [(Account.channel == ch) & (Account.last_seen_at > now - w) for ch, w in WINDOWS.items()]
     person = exists().where(
         Account.person_id == Outbox.person_id,
         Account.blocked_at.is_(None),
-        Account.channel.not_in(list(WINDOWS)) | or_(*windowed),
+        Account.window_until.is_(None) | ((Account.window_until > now) & (Account.window_left > 0)),
     )
     group = exists().where(Group.id == Outbox.group_id, Group.blocked_at.is_(None))
     return person | group
 
 
-def _reachable(last_seen: datetime | None, blocked: datetime | None, channel: str, now: datetime) -> bool:
-    window = WINDOWS.get(channel)
-    return blocked is None and (window is None or (last_seen is not None and now < last_seen + window))
+def _reachable(
+    blocked: datetime | None, window_until: datetime | None, window_left: int | None, now: datetime
+) -> bool:
+    """Not blocked, and within its chat window (where it has one) with messages left."""
+    return blocked is None and (window_until is None or (now < window_until and (window_left or 0) > 0))
 
 
 def resolve(session: Session, rows: list, served: Collection[str], now: datetime) -> dict[int, Where]:
@@ -481,7 +492,7 @@ def resolve(session: Session, rows: list, served: Collection[str], now: datetime
             key=lambda a: (a.last_seen_at is not None, a.last_seen_at or now, a.id),
             reverse=True,
         )
-        reachable = [a for a in mine if _reachable(a.last_seen_at, a.blocked_at, a.channel, now)]
+        reachable = [a for a in mine if _reachable(a.blocked_at, a.window_until, a.window_left, now)]
         # an attended channel (the console) not served here is passed over for any other: it is
         # not waited for; only where it is all there is, the row is left to its process
         best = next((a for a in reachable if a.channel in served or a.channel not in ATTENDED), None)
@@ -490,11 +501,11 @@ def resolve(session: Session, rows: list, served: Collection[str], now: datetime
             found[row.id] = Where(None)
             continue
         (_, account_id, channel, external, account_locale, _, _, community, name, person_locale, building, room,
-         namesake) = best  # fmt: skip
+         window_until, _, namesake) = best  # fmt: skip
         shown = people.labelled(name, building, room) if namesake else name
         recipient = Recipient(
             channel, external, shown, person_locale or account_locale, community, person_id=row.person_id,
-            account_id=account_id,
+            account_id=account_id, windowed=window_until is not None,
         )  # fmt: skip
         found[row.id] = Where(recipient, unserved=channel not in served)
     return found
@@ -551,7 +562,7 @@ class Attempt:
         those that do not fit wait for the next message, and a vote's message (with its buttons)
         goes on its own."""
         now = self.now()
-        row_ids = row_ids if self.recipient.is_group else row_ids[:1]
+        row_ids = row_ids if self.recipient.is_group or self.recipient.windowed else row_ids[:1]
         with self.db.transaction() as session:
             won = sorted(session.execute(_CLAIM, {"rows": row_ids, "now": now, "lease": self.lease}).all())
             texts: list[str] = []
@@ -616,6 +627,12 @@ class Attempt:
                 values |= {"shown": self.message.text, "edited_at": now}
         with self.db.transaction() as session:
             won = session.execute(update(Outbox).where(self._ours()).values(**values)).rowcount
+            if self.recipient.windowed:  # one of the messages its window allows
+                session.execute(
+                    update(Account)
+                    .where(Account.id == self.recipient.account_id)
+                    .values(window_left=Account.window_left - 1)
+                )
         self.lease = renewed
         return won == len(self.rows)
 
@@ -715,7 +732,9 @@ def _plan(
             recipient = where[row.id].recipient
             if recipient is None or where[row.id].unserved:
                 continue
-            end = quiet_ends.get(recipient.community_id) if recipient.community_id is not None else None
+            # a reply is no message of the bot's own: it keeps no quiet hours
+            quiet_end = row.msgid != REPLY and recipient.community_id is not None
+            end = quiet_ends.get(recipient.community_id) if quiet_end else None
             if end is None:
                 plan.setdefault(recipient, []).append(row.id)
                 continue

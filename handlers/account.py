@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from flows import actions, audit, outbox, people, settings, votes
+from flows import actions, audit, invites, outbox, people, settings, votes
 from flows import issues as flow
 from flows.errors import Refused
 from flows.messages import Reply
@@ -14,6 +14,7 @@ from handlers.context import Ctx
 from locales import N_
 from storage.models import Invite, Scope
 
+CHANNEL_NAMES = {"telegram": N_("Telegram"), "wechat": N_("WeChat"), "console": N_("the console")}
 LANGUAGES = {
     "zh": "zh_CN",
     "zh_cn": "zh_CN",
@@ -142,6 +143,20 @@ def join(ctx: Ctx, args: str) -> list[Reply]:
     ]
 
 
+def link(ctx: Ctx, args: str) -> list[Reply]:
+    """A code for binding another channel of the person's: sent there as `加入 CODE` (or /join)."""
+    person = ctx.registered
+    code = invites.reissue(ctx.session, person, ctx.now, actor_id=person.id)
+    return [
+        Reply(
+            ctx.t(
+                "Your link code is {code}. On your other channel (WeChat or Telegram), send: 加入 {code} — it binds that account to you too, once. Your votes count once whichever channel they come from.",
+                code=code,
+            )
+        )
+    ]
+
+
 def lang(ctx: Ctx, args: str) -> list[Reply]:
     locale = LANGUAGES.get(args.strip().lower())
     if locale is None:
@@ -164,6 +179,8 @@ def my(ctx: Ctx, args: str) -> list[Reply]:
     person = ctx.registered
     mine, backed = flow.authored(ctx.session, person), flow.supported(ctx.session, person)
     lines = [ctx.t("You are {who}.", who=people.label(ctx.session, person))]
+    names = [ctx.t(CHANNEL_NAMES.get(c, c)) for c in invites.channels(ctx.session, person.id)]
+    lines.append(ctx.t("Your channels: {channels}. /link binds another.", channels=", ".join(names)))
     lines.append(ctx.t("Issues you raised:") if mine else ctx.t("You have raised no open issues."))
     lines += [fmt.line(ctx.t, i) for i in mine]
     if backed:

@@ -140,7 +140,7 @@ def _secret_press(ctx: Ctx, poll: Poll, options: list[PollOption], mask: int, ac
         mask = (mask ^ bit) if poll.kind == "multiple" else (0 if mask == bit else bit)
         if bin(mask).count("1") > poll.max_choices:
             raise Refused("You may choose at most {n} here.", n=poll.max_choices)
-        return [replace(private_ballot(ctx, poll, mask), replace=True)]
+        return [replace(private_ballot(ctx, poll, mask), replace=True, secret=mask != 0)]
     choices = [n for n in range(1, len(options) + 1) if mask >> (n - 1) & 1]
     if not choices:
         raise Refused("Say which choice, by its number.")
@@ -150,6 +150,7 @@ def _secret_press(ctx: Ctx, poll: Poll, options: list[PollOption], mask: int, ac
             ctx.t("Your secret ballot on issue #{id} is cast: {choices}. It cannot be changed.",
                   id=poll.issue_id, choices=_named(ctx.t, poll, options, choices)),
             replace=True,
+            secret=True,
         )
     ]  # fmt: skip
 

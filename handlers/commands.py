@@ -87,6 +87,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("start", ("开始",), anyone, N_("/start (开始) — welcome"), account.start),
     Command("help", ("帮助",), anyone, N_("/help (帮助) — the commands you can use"), account.help_),
     Command("join", ("加入",), unbound, N_("/join CODE (加入) — connect this account with your invite code"), account.join, private=True),
+    Command("link", ("关联",), registered, N_("/link (关联) — a code that binds another channel of yours (WeChat, Telegram)"), account.link, private=True),
     Command("lang", ("语言",), anyone, N_("/lang zh|en (语言) — reply language"), account.lang),
     Command("raise", ("提议",), resident, N_("/raise (提议) — raise an issue: title, details, scope"), issue_commands.raise_, private=True),
     Command("issues", ("议题",), registered, N_("/issues (议题) — open issues in your scopes"), issue_commands.list_issues),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from typing import NamedTuple
 
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from flows import groups, outbox, settings
 from flows.errors import Refused
 from flows.issues import require_registered
-from flows.messages import Incoming
+from flows.messages import Incoming, Window
 from locales import DEFAULT_LOCALE, Translator
 from storage.models import Account, DialogState, Group, Household, Person
 from storage.rows import insert_new, locked, one_writer
@@ -132,8 +132,9 @@ _SENDER = (
         Person.name,
         Person.moved_out,
         DialogState.account_id.is_not(None),
-        Account.last_seen_at,
         Account.blocked_at,
+        Account.window_until,
+        Account.window_left,
         # the person has another account, used since this one (or this one never): it must be said
         # that this one is in use now. A person with one account is reached through it anyway.
         exists().where(
@@ -146,8 +147,6 @@ _SENDER = (
     .outerjoin(DialogState, DialogState.account_id == Account.id)
     .where(Account.channel == bindparam("channel"), Account.external_id == bindparam("external_id"))
 )
-# how stale `last_seen_at` may grow before a message renews it, on a channel with a chat window
-SEEN_EVERY = timedelta(hours=1)
 
 
 _PERSON = (
@@ -177,10 +176,12 @@ def hold_account(session: Session, channel: str, external_id: str, now: datetime
     return account_id
 
 
-def load_sender(session: Session, channel: str, external_id: str, now: datetime) -> Sender:
+def load_sender(
+    session: Session, channel: str, external_id: str, now: datetime, window: Window | None = None
+) -> Sender:
     """The account (held, see `hold_account`), its person and whether it is in a dialog, read
     after the lock: every message needs them. Where one transaction writes at a time (SQLite),
-    no lock is needed and one query does."""
+    no lock is needed and one query does. `window`: the chat window this message opens."""
     conn = session.connection()
     key = {"channel": channel, "external_id": external_id}
     row = conn.execute(_SENDER, key).first() if one_writer(session) else None
@@ -190,10 +191,11 @@ def load_sender(session: Session, channel: str, external_id: str, now: datetime)
     account_id, account_locale, person_id, person_locale, household_id, community_id, name, gone, dialog = (
         row[:9]
     )
-    seen, blocked, overtaken = row[9:]
-    windowed = channel in outbox.WINDOWS and (seen is None or now - seen >= SEEN_EVERY)
-    if person_id is not None and not gone and (overtaken or blocked or windowed):
-        seen_now(session, account_id, person_id, now)
+    blocked, window_until, window_left, overtaken = row[9:]
+    still_open = window_until is not None and now < window_until and (window_left or 0) > 0
+    opened = window is not None and (window.renews or not still_open)
+    if opened or (person_id is not None and not gone and (overtaken or blocked)):
+        seen_now(session, account_id, None if gone else person_id, now, window if opened else None)
     if person_id is None or gone:
         return Sender(account_id, account_locale, None, None, None, None, None, dialog)
     return Sender(
@@ -201,14 +203,18 @@ def load_sender(session: Session, channel: str, external_id: str, now: datetime)
     )
 
 
-def seen_now(session: Session, account_id: int, person_id: int, now: datetime) -> None:
-    """The person writes from this account: it is the one to reach them through (kept to the hour
-    on a channel with a chat window, and at every change of account), and no longer blocked; what
-    was held for them (blocked, a window closed) goes out."""
-    session.connection().execute(
-        update(Account).where(Account.id == account_id).values(last_seen_at=now, blocked_at=None)
-    )
-    outbox.release_held(session, now, person_id=person_id)
+def seen_now(
+    session: Session, account_id: int, person_id: int | None, now: datetime, window: Window | None = None
+) -> None:
+    """The person writes from this account: it is the one to reach them through (said at every
+    change of account, and with each window the platform opens), and no longer blocked; what was
+    held for them (blocked, a window closed) goes out."""
+    values: dict[str, object] = {"last_seen_at": now, "blocked_at": None}
+    if window is not None:
+        values |= {"window_until": now + window.lasts, "window_left": window.messages}
+    session.connection().execute(update(Account).where(Account.id == account_id).values(**values))
+    if person_id is not None:
+        outbox.release_held(session, now, person_id=person_id)
 
 
 def find_account(session: Session, channel: str, external_id: str, now: datetime) -> Account:

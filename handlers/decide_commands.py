@@ -74,7 +74,7 @@ def vote(ctx: Ctx, args: str) -> list[Reply]:
             choices=labels,
         )
     # typed in a group: the confirmation goes to the voter, not to everyone there
-    return [Reply(text, private=ctx.incoming.is_group)]
+    return [Reply(text, private=ctx.incoming.is_group, secret=poll.secret and not changed)]
 
 
 def proxyvote(ctx: Ctx, args: str) -> list[Reply]:

@@ -15,14 +15,15 @@ import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from flows import groups
 from flows.clock import Clock
 from flows.errors import Refused
-from flows.messages import STALE, Incoming, Reply
-from handlers import ballot, dialog
+from flows.messages import STALE, Incoming, Reply, Window
+from handlers import ballot, dialog, spoken
 from handlers import format as fmt
 from handlers.commands import BY_ALIAS, BY_NAME, CANCEL, REFUSALS, Command, registered, unbound
 from handlers.context import Ctx, choose_locale, load_sender
@@ -30,13 +31,13 @@ from handlers.raise_dialog import RAISE
 from handlers.vote_dialog import OPEN_VOTE
 from locales import DEFAULT_LOCALE, N_, Translator
 from storage.db import Database
-from storage.models import DialogState, HandledUpdate
+from storage.models import Account, DialogState, HandledUpdate
 from storage.rows import insert_new
 from storage.seal import BallotKey
 
 log = logging.getLogger("yishi.dispatch")
 
-DIALOGS = {d.name: d for d in (RAISE, OPEN_VOTE)}
+DIALOGS = {d.name: d for d in (RAISE, OPEN_VOTE, spoken.SPOKEN)}
 SECRET_COMMANDS = ("/vote", "投票", "/proxyvote", "代投")
 VOTE_WORDS = ("投票", "代投")
 _SLASH = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
@@ -134,7 +135,7 @@ class Dispatcher:
                     now = self.clock.now()
                     if incoming.update_key is not None and not _first_time(session, incoming, now):
                         return []  # a repeat of an update handled already (a retried webhook)
-                    sender = load_sender(session, incoming.channel, incoming.account_id, now)
+                    sender = load_sender(session, incoming.channel, incoming.account_id, now, incoming.window)
                     locale = choose_locale(sender.person_locale, sender.account_locale, self.default_locale)
                     # a group never advances a person's dialog: it is not even read there
                     in_dialog = sender.in_dialog and not incoming.is_group
@@ -168,6 +169,26 @@ class Dispatcher:
                 log.exception("unexpected error handling %r", redact(incoming))
                 return [Reply(Translator(locale)(APOLOGY), alert=incoming.payload is not None)]
         raise AssertionError("unreachable")
+
+    def wrote(self, channel: str, account_id: str, window: Window) -> None:
+        """The person wrote what the channel answers itself (a voice message nobody could make out):
+        the window it opened is kept all the same."""
+        with self.db.transaction() as session:
+            load_sender(session, channel, account_id, self.clock.now(), window)
+
+    def account_gone(self, channel: str, account_id: str) -> None:
+        """The platform says the person left (unfollowed the Official Account): what is for them is
+        held until they are back, or goes to another account of theirs."""
+        with self.db.transaction() as session:
+            session.execute(
+                update(Account)
+                .where(
+                    Account.channel == channel,
+                    Account.external_id == account_id,
+                    Account.blocked_at.is_(None),
+                )
+                .values(blocked_at=self.clock.now())
+            )
 
     def group_presence(self, channel: str, chat_id: str, here: bool) -> None:
         """The platform says the bot was removed from a group, or is in it again."""
@@ -275,4 +296,7 @@ class Dispatcher:
             # someone not in the register is first told how to join, whatever the command needs
             who = registered if ctx.member is None and command.who is not unbound else command.who
             return [Reply(ctx.t(REFUSALS[who]))]
+        if ctx.incoming.spoken and command.name in spoken.CONFIRMED:  # misheard, it would count wrongly
+            word = command.aliases[0] if command.aliases else f"/{command.name}"
+            return spoken.confirm(ctx, f"{word} {parsed.args}".strip())
         return command.run(ctx, parsed.args)

@@ -117,6 +117,10 @@ class Account(Base):
     # the platform refused to deliver to it (the person blocked the bot): messages are held until
     # they write again
     blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # a chat window, on a platform that has them (WeChat's customer-service messages): the bot may
+    # send on its own until `window_until`, `window_left` messages more; None: no such limit
+    window_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    window_left: Mapped[int | None] = mapped_column(Integer)
 
     person: Mapped[Person | None] = relationship()
 
@@ -168,6 +172,17 @@ class HandledUpdate(Base):
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     handled_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class PlatformToken(Base):
+    """A platform's access token (WeChat's), shared by every process: fetched by one, under this
+    row's lock, and used by all until it is due to be refreshed."""
+
+    __tablename__ = "platform_tokens"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Invite(Base):

@@ -130,6 +130,27 @@ class BallotKey:
             raise SealBroken(poll_id, sealed_with or "?", self._id) from None
         return list(struct.unpack(f">{options}I", plain))
 
+    def seal_text(self, purpose: str, text: str, width: int = 64) -> str:
+        """A short text kept unreadable in the database (a ballot spoken, waiting to be confirmed),
+        padded to `width` bytes so that its length says nothing either."""
+        raw = text.encode()
+        if len(raw) > width:
+            raise ValueError("too long to seal")
+        aead = self._load()
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        body = aead.encrypt(nonce, raw.ljust(width, b"\0"), purpose.encode())
+        return f"{VERSION}:{self._id}:" + base64.urlsafe_b64encode(nonce + body).decode()
+
+    def unseal_text(self, purpose: str, sealed: str) -> str | None:
+        """The text, or None where this key does not open it (the key changed since)."""
+        aead = self._load()
+        data = sealed.split(":", 2)[-1]
+        try:
+            raw = base64.urlsafe_b64decode(data.encode())
+            return aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], purpose.encode()).rstrip(b"\0").decode()
+        except (InvalidTag, binascii.Error, ValueError):
+            return None
+
 
 def _aad(poll_id: int) -> bytes:
     return f"yishi poll {poll_id}".encode()

@@ -135,7 +135,7 @@ def test_secrets_are_masked_wherever_the_settings_are_shown() -> None:
         "TELEGRAM_WEBHOOK_SECRET": "webhook-secret-value",
         "WECHAT_APP_SECRET": "wechat-app-secret-value",
         "WECHAT_TOKEN": "wechat-token-value",
-        "WECHAT_AES_KEY": "wechat-aes-key-value",
+        "WECHAT_AES_KEY": "WechatAesKey" + "0123456789" * 3 + "x",
         "YISHI_BALLOT_KEY": "A" * 43 + "=",
         "DATABASE_URL": "postgresql://yishi:database-password@127.0.0.1/yishi",
     }

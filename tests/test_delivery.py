@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from flows import outbox, settings
-from flows.messages import Incoming
+from flows.messages import Incoming, Window
 from flows.outbox import DeliveryFailed, Pace
 from storage.models import Account, DueWork, Group, Invite, Outbox, Person, Scope
 from tests.harness import TestBot
 from tests.test_decide import discussing
 from tests.test_outbox import Channel
+
+WECHAT = Window(5, timedelta(hours=48))  # what a resident's message opens on WeChat
 
 
 def person_id(bot: TestBot, name: str) -> int:
@@ -23,12 +25,17 @@ def person_id(bot: TestBot, name: str) -> int:
         return found
 
 
-def account(bot: TestBot, name: str, channel: str, external: str, seen: datetime | None) -> None:
+def account(
+    bot: TestBot, name: str, channel: str, external: str, seen: datetime | None, window: Window | None = None
+) -> None:
+    """`window`: the chat window their last message (at `seen`) opened."""
     who = person_id(bot, name)
     with bot.db.transaction() as session:
         session.add(
             Account(channel=channel, external_id=external, person_id=who,
-                    created_at=bot.clock.now(), last_seen_at=seen)
+                    created_at=bot.clock.now(), last_seen_at=seen,
+                    window_until=seen + window.lasts if seen and window else None,
+                    window_left=window.messages if window else None)
         )  # fmt: skip
 
 
@@ -215,11 +222,40 @@ def test_a_held_reminder_whose_vote_has_closed_is_dropped_when_released(bot_en: 
 
 def test_a_message_held_while_a_chat_window_was_closed_goes_once_the_person_writes(bot_en: TestBot) -> None:
     bot = bot_en
-    account(bot, "王芳", "wechat", "wang-openid", bot.clock.now() - timedelta(days=3))  # 48 hours passed
+    account(
+        bot, "王芳", "wechat", "wang-openid", bot.clock.now() - timedelta(days=3), WECHAT
+    )  # 48 hours passed
     queue(bot, "王芳", "窗口")
     service = Channel()
     bot.app.deliver({"wechat": service})
     with bot.db.transaction() as session:
         assert session.scalar(select(Outbox.held_at)) is not None
-    bot.app.dispatcher.handle(Incoming("wechat", "wang-openid", "wang-openid", text="/help"))  # she writes
+    she_writes = Incoming("wechat", "wang-openid", "wang-openid", text="/help", window=WECHAT)
+    bot.app.dispatcher.handle(she_writes)
     assert bot.app.deliver({"wechat": service}).sent == 1 and "窗口" in service.received[0]
+
+
+def reply(bot: TestBot, name: str, text: str) -> None:
+    with bot.db.transaction() as session:
+        assert outbox.notify_reply(session, person_id(bot, name), bot.clock.now(), text)
+
+
+def test_a_chat_window_takes_as_many_messages_as_it_allows_and_what_queued_up_goes_merged(
+    bot_en: TestBot,
+) -> None:
+    bot = bot_en
+    account(bot, "王芳", "wechat", "wang-openid", bot.clock.now(), Window(2, timedelta(hours=48)))
+    service = Channel()
+    for n in range(3):  # three messages, one at a time: the window allows two
+        reply(bot, "王芳", f"第{n}条")
+        bot.app.deliver({"wechat": service})
+    assert service.received == ["第0条", "第1条"]
+    for n in range(3, 6):
+        reply(bot, "王芳", f"第{n}条")
+    with bot.db.transaction() as session:
+        assert session.scalar(select(func.count()).where(Outbox.held_at.is_not(None))) == 1
+    bot.app.dispatcher.handle(Incoming("wechat", "wang-openid", "wang-openid", text="/help", window=WECHAT))
+    bot.app.deliver({"wechat": service})  # the backlog, merged into one message of the new window
+    assert service.received[2:] == ["第2条\n\n第3条\n\n第4条\n\n第5条"]
+    with bot.db.transaction() as session:
+        assert session.scalar(select(Account.window_left).where(Account.external_id == "wang-openid")) == 4

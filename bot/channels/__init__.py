@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from bot.config import Config
 from flows.outbox import Sender
 from locales import N_
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 
 class ChannelUnavailable(RuntimeError):
@@ -36,16 +38,22 @@ class Outward(Sender, Protocol):
     async def stop(self) -> None: ...
 
 
-def outward(config: Config, have: Sequence[Outward] = ()) -> list[Outward]:
+def outward(app: App, have: Sequence[Outward] = ()) -> list[Outward]:
     """The channels this process sends through: `have` (the one it receives on, started with
     its bot), and each other one this deployment's settings enable. WeCom robots are always
     among them: they are bound in the database, and need no setting."""
     from bot.channels.wecom import WeComRobots
 
+    config = app.config
     channels = [*have]
     if config.telegram_token and all(c.name != "telegram" for c in have):
         from bot.channels.telegram import TelegramChannel
 
         channels.append(TelegramChannel(config))
+    if config.wechat_app_id and all(c.name != "wechat" for c in have):
+        from bot.channels.wechat import WeChatChannel
+        from bot.channels.wechat.client import Client
+
+        channels.append(WeChatChannel(Client(config, app.db, app.clock)))
     channels.append(WeComRobots(config))
     return channels

@@ -13,7 +13,6 @@ import logging
 import signal
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats, Update
@@ -37,7 +36,6 @@ log = logging.getLogger("yishi.telegram")
 # updates in hand at once, most of them waiting for their person's turn or the database: high, so
 # that one person's hundreds of queued updates (each holding a slot) never keep others waiting
 MAX_CONCURRENT = 4096
-POSTGRES_WORKERS = 8  # dispatcher threads, each with its connection from the pool
 # the command lists: the default one (no language) in Chinese, and one for English
 MENU_LANGUAGES = ((None, "zh_CN"), ("en", "en"))
 
@@ -70,11 +68,6 @@ class ByPerson(BaseUpdateProcessor):
         pass
 
 
-def workers(app: App) -> int:
-    """Dispatcher threads: SQLite has one writer; on PostgreSQL each thread has its connection."""
-    return 1 if app.db.engine.dialect.name == "sqlite" else POSTGRES_WORKERS
-
-
 PROMPTS_KEPT = 10_000  # private chats whose last prompt's buttons are remembered (the most recent)
 
 
@@ -87,7 +80,7 @@ class Edge:
 
     def __init__(self, app: App, channel: TelegramChannel, retried: bool = False) -> None:
         self.app, self.channel, self.retried = app, channel, retried
-        self.pool = ThreadPoolExecutor(workers(app), thread_name_prefix="yishi-dispatch")
+        self.pool = app.dispatch_pool()
         self.t = Translator(app.config.locale)  # for what the edge itself says: the community's language
         self.answering = Answering(channel.bot, channel.markup, self.t)
         # each private chat's last dialog prompt with buttons: taken away once the step is answered
@@ -212,7 +205,7 @@ class Polling:
 
     def __init__(self, app: App, config: Config) -> None:
         self.channel = TelegramChannel(config)
-        self.wakeup = Wakeup(app, outward(config, [self.channel]))
+        self.wakeup = Wakeup(app, outward(app, [self.channel]))
         self.edge = Edge(app, self.channel)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
