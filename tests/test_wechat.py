@@ -207,6 +207,15 @@ def test_what_the_window_does_not_allow_is_held_until_the_resident_writes_again(
         bot.app.deliver({"wechat": sender})
         last = fake.texts_to("oYangMing")[-1]
         assert "第5条意见" in last and "第6条意见" in last and len(fake.texts_to("oYangMing")) == 6
+        fake.windows["oYangMing"].left = 0  # WeChat counts otherwise (another tool wrote to him)
+        bot.say("/comment 1 第7条意见", as_="王芳")
+        bot.app.deliver({"wechat": sender})
+        assert fake.refused == [("oYangMing", 45047)]
+        bot.app.deliver({"wechat": sender})  # held, not tried again and again
+        assert fake.refused == [("oYangMing", 45047)]
+        ou.says("议题")
+        bot.app.deliver({"wechat": sender})
+        assert "第7条意见" in fake.texts_to("oYangMing")[-1]
 
 
 def _sender(bot: TestBot, fake: FakeWeChat):  # type: ignore[no-untyped-def]

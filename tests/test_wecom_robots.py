@@ -147,6 +147,7 @@ def test_long_messages_fit_the_robots_byte_limits_as_text_and_as_markdown(
 ) -> None:
     add(bot, B1, fake.robot(KEY1))
     add(bot, B2, fake.robot(KEY2), "--markdown")
+    bot.app.config = replace(bot.app.config, public_url="https://yishi.example")
     sender = robots(bot)
     long = "电梯的问题已经持续了很久，" * 30  # 390 characters, 1,170 bytes
     queue(bot, group_id(bot, B1), *[long] * 4)
@@ -160,6 +161,8 @@ def test_long_messages_fit_the_robots_byte_limits_as_text_and_as_markdown(
     kinds = {r.msgtype for r in fake.received if r.key == KEY2}
     assert kinds == {"markdown"} and all(part.startswith("**") for part in marked)
     assert "".join(text).count(long) == 4 == "".join(marked).count(long)
+    link = "https://yishi.example/c/%E6%A2%A7%E6%A1%90%E7%A4%BE%E5%8C%BA/issues/1"  # each message's issue
+    assert text[0].endswith("\n" + link) and marked[0].endswith(f"\n[{link}]({link})")
 
 
 def test_markdown_makes_the_first_line_bold_and_links_clickable() -> None:

@@ -79,7 +79,6 @@ class Callback:
         self.pool = app.dispatch_pool()
         self.t = Translator(config.locale)
         self._turns: dict[str, tuple[asyncio.Lock, int]] = {}
-        self.handled = 0  # callbacks handled to the end, late ones included (tests wait on it)
 
     # --- the HTTP side -----------------------------------------------------------------------
 
@@ -156,15 +155,12 @@ class Callback:
             return Answer(200, SUCCESS)  # a retry: handled, or being handled, already
         if isinstance(message, UnsubscribeEvent):
             await self._run(self.app.dispatcher.account_gone, CHANNEL, message.source)
-            self.handled += 1
             return Answer(200, SUCCESS)
         if isinstance(message, VoiceMessage) and not message.recognition:  # nothing heard: typed, please
             await self._run(self.app.dispatcher.wrote, CHANNEL, message.source, AFTER_MESSAGE)
-            self.handled += 1
             return self._reply(query, message, self.t(TYPE_IT))
         incoming = await self._incoming(message)
         if incoming is None:
-            self.handled += 1
             return Answer(200, SUCCESS)
         lock, waiting = self._turns.get(message.source, (asyncio.Lock(), 0))
         self._turns[message.source] = (lock, waiting + 1)
@@ -181,7 +177,6 @@ class Callback:
         passive, rest = self._fit(replies)
         if rest:
             await self._run(self._send_late, incoming, [], rest)
-        self.handled += 1
         return self._reply(query, message, passive) if passive else Answer(200, SUCCESS)
 
     def _leave(self, source: str) -> None:
@@ -246,11 +241,9 @@ class Callback:
         except Exception:
             log.exception("wechat: unexpected error handling %r", redact(incoming))
             replies = [Reply(self.t(APOLOGY))]
-        future = self.pool.submit(self._send_late, incoming, replies, [])
-        future.add_done_callback(self._counted)
+        self.pool.submit(self._send_late, incoming, replies, []).add_done_callback(self._sent_late)
 
-    def _counted(self, done: Future[None]) -> None:
-        self.handled += 1
+    def _sent_late(self, done: Future[None]) -> None:
         if done.exception() is not None:
             log.error("wechat: late replies could not be queued", exc_info=done.exception())
 
