@@ -66,6 +66,14 @@ class Wakeup:
             await channel.stop()
         self.ready = {}
 
+    async def stop(self) -> None:
+        """No job starts again; the one running ends after the message being sent; then the
+        channels close."""
+        self.stopping.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)  # cancels the jobs running: see `tick`
+        await self.disconnect()
+
     def step(self) -> tuple[int, int]:
         """Due work, then delivery; (rows won, messages sent)."""
         return self.app.step(self.ready, self.stopping.is_set)
@@ -73,7 +81,16 @@ class Wakeup:
     async def tick(self) -> None:
         async with self.busy:
             await self.connect()
-            won, sent = await asyncio.to_thread(self.step)  # the database calls are blocking
+            # The database calls are blocking, so the step runs in a thread, which a cancelled job
+            # (the scheduler shutting down) cannot stop: the job waits for it, or `busy` would be
+            # free and the channels closed under the message being sent.
+            step = asyncio.ensure_future(asyncio.to_thread(self.step))
+            try:
+                won, sent = await asyncio.shield(step)
+            except asyncio.CancelledError:
+                self.stopping.set()  # the step stops after the message being sent
+                await step
+                raise
         if won or sent:
             log.info("clock: %d due rows done, %d messages sent", won, sent)
         self.planned = None  # planned again from what this step learnt
@@ -144,9 +161,7 @@ async def run_forever(app: App, channels: Sequence[Outward]) -> None:
             threading.Thread(target=app.db.listen, args=(woken, wakeup.stopping), daemon=True).start()
         await asyncio.Event().wait()
     finally:
-        if wakeup.scheduler.running:
-            wakeup.scheduler.shutdown(wait=False)
-        await wakeup.disconnect()
+        await wakeup.stop()
 
 
 async def run_once(app: App, channels: Sequence[Outward]) -> tuple[int, int, list[ChannelUnavailable]]:

@@ -15,9 +15,11 @@ from bot.app import App
 from bot.config import Config
 from bot.scheduler import Wakeup
 from flows import schedule
+from flows.messages import Reply
+from flows.outbox import Pace, Recipient
 from storage.db import Database
-from storage.models import DueWork, Issue
-from tests.harness import YISHI, TestBot, raised_twenty_days_ago
+from storage.models import DueWork, Issue, Outbox
+from tests.harness import YISHI, TestBot, comments_on_another_channel, raised_twenty_days_ago
 
 
 def raise_one(bot: TestBot) -> None:
@@ -98,3 +100,60 @@ async def test_a_wake_up_asked_for_while_the_next_due_step_runs_is_not_lost(bot:
     finally:
         wakeup.scheduler.shutdown(wait=False)
         await asyncio.sleep(0)
+
+
+class HeldSend:
+    """A channel whose first send is held open until the test lets it go; it notes whether it
+    was stopped while a send was under way."""
+
+    name, max_length, quiet_hours, at_once = "telegram", None, True, 1
+
+    def __init__(self) -> None:
+        self.sending, self.go_on = threading.Event(), threading.Event()
+        self.in_send = False
+        self.sent: list[str] = []
+        self.stopped_mid_send: bool | None = None
+
+    def measure(self, text: str) -> int:
+        return len(text)
+
+    def send(self, recipient: Recipient, message: Reply) -> str | None:
+        self.in_send = True
+        self.sending.set()
+        self.go_on.wait(10)
+        self.sent.append(message.text)
+        self.in_send = False
+        return None
+
+    def edit(self, recipient: Recipient, ref: str, message: Reply) -> None:
+        raise AssertionError("nothing is edited here")
+
+    def pace(self, recipient: Recipient) -> Pace | None:
+        return None
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped_mid_send = self.in_send
+
+
+@pytest.mark.asyncio
+async def test_stopping_the_clock_waits_for_the_message_being_sent_and_sends_no_more(bot: TestBot) -> None:
+    """Shutting the scheduler down cancels its running job, but not the step's thread: the
+    channel must not be closed under the message it is sending (it would be sent again)."""
+    comments_on_another_channel(bot, "telegram")
+    channel = HeldSend()
+    wakeup = Wakeup(bot.app, [channel])
+    wakeup.start()  # its catch-up job runs a step at once
+    await asyncio.to_thread(channel.sending.wait, 10)
+    stopping = asyncio.create_task(wakeup.stop())
+    await asyncio.sleep(0.3)
+    assert channel.stopped_mid_send is None and not stopping.done()
+    channel.go_on.set()
+    await asyncio.wait_for(stopping, 10)
+    assert channel.stopped_mid_send is False and len(channel.sent) == 1
+    with bot.db.transaction() as session:
+        rows = session.scalars(select(Outbox).order_by(Outbox.id)).all()
+        assert [r.sent_at is not None for r in rows] == [True, False, False]
+        assert [r.attempts for r in rows[1:]] == [0, 0]  # not tried: sent at the next start

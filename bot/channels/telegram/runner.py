@@ -236,17 +236,10 @@ class Polling:
                 finally:
                     await built.updater.stop()
                     await built.stop()  # the updates in hand are answered first
-                    await _stop_clock(wakeup)
+                    await wakeup.stop()
         finally:
-            await _stop_clock(wakeup)
+            await wakeup.stop()
             edge.close()
-
-
-async def _stop_clock(wakeup: Wakeup) -> None:
-    """After the message being sent, before the bot is shut down."""
-    if wakeup.scheduler.running:
-        wakeup.scheduler.shutdown(wait=False)
-    await wakeup.disconnect()
 
 
 async def poll_until_signalled(app: App, config: Config) -> None:
