@@ -378,6 +378,12 @@ class Pacer:
             while len(times) > pace.messages:
                 times.popleft()
 
+    def spaced(self, recipient: Recipient, pace: Pace, at: datetime) -> bool:
+        """Whether an even share of the pace has passed since this chat's last message (3 s for
+        20 a minute): when it may go before others that wait, though its pace would allow more."""
+        times = self.sent.get((recipient.channel, recipient.chat_id))
+        return not times or at - times[-1] >= timedelta(seconds=pace.seconds / pace.messages)
+
     def pause(self, recipient: Recipient, until: datetime) -> None:
         key = (recipient.channel, recipient.chat_id)
         self.paused[key] = max(until, self.paused.get(key, until))
@@ -747,39 +753,91 @@ def _plan(
     return sorted(plan.items(), key=lambda item: item[1][0])
 
 
-def _to_target(
-    db: Database, now: Callable[[], datetime], sender: Sender, recipient: Recipient, rows: list[int],
-    render: Render, pacer: Pacer, stopping: Callable[[], bool],
-) -> Delivery:  # fmt: skip
-    """Send one target's due rows in turn, until it must wait (its pace, the platform's wait, a
-    failure's backoff) or `stopping` says so."""
-    done = Delivery()
-    pace = sender.pace(recipient)
-    while rows and not stopping():
-        wait = pacer.wait(recipient, pace)
-        if wait:  # set aside: the next target goes on
-            done.later(now() + wait)
-            break
-        attempt = Attempt(db, recipient, now)
+class _Target:
+    """One target's due rows in this run, sent one message (one claim) a turn."""
+
+    def __init__(
+        self, db: Database, now: Callable[[], datetime], sender: Sender, recipient: Recipient,
+        rows: list[int], render: Render, pacer: Pacer,
+    ) -> None:  # fmt: skip
+        self.db, self.now, self.sender, self.recipient = db, now, sender, recipient
+        self.rows, self.render, self.pacer = rows, render, pacer
+        self.pace = sender.pace(recipient)
+        self.done = Delivery()
+        self.over = False  # done with in this run: it must wait (a failure's backoff) or cannot go on
+
+    @property
+    def open(self) -> bool:
+        return bool(self.rows) and not self.over
+
+    def wait(self) -> timedelta:
+        return self.pacer.wait(self.recipient, self.pace)
+
+    def turn(self) -> None:
+        """Send its next message, where it may be sent now; else it is set aside for this run."""
+        wait = self.wait()
+        if wait:
+            self.done.later(self.now() + wait)
+            self.over = True
+            return
+        attempt = Attempt(self.db, self.recipient, self.now)
         try:
-            if not attempt.claim(rows, render, sender.max_length, sender.measure):
-                rows = [r for r in rows if r not in attempt.settled]
-                if attempt.settled:
-                    continue  # none of those was for sending (dropped, or broken): the next
-                break
-            pacer.went(recipient, pace)
-            outcome = attempt.run(sender)
+            claimed = attempt.claim(self.rows, self.render, self.sender.max_length, self.sender.measure)
+            if claimed:
+                self.pacer.went(self.recipient, self.pace)
+                outcome = attempt.run(self.sender)
         except Exception:  # the database failing us: the rows are tried again once their lease ends
-            log.exception("outbox rows %s: could not be claimed or recorded", rows)
-            break
+            log.exception("outbox rows %s: could not be claimed or recorded", self.rows)
+            self.over = True
+            return
+        self.rows = [r for r in self.rows if r not in attempt.settled]
+        if not claimed:  # none of those settled was for sending (dropped, or broken): the next, if any
+            self.over = not attempt.settled
+            return
         if not outcome.sent and not outcome.chat_ok:
             if outcome.again is not None:  # the chat is in trouble: its other rows wait too
-                pacer.pause(recipient, outcome.again)
-                done.later(outcome.again)
+                self.pacer.pause(self.recipient, outcome.again)
+                self.done.later(outcome.again)
+            self.over = True
+            return
+        self.done.sent += outcome.sent
+
+
+def _to_target(target: _Target, stopping: Callable[[], bool]) -> Delivery:
+    """One target's rows in turn, until it must wait or `stopping` says so (a pool's task)."""
+    while target.open and not stopping():
+        target.turn()
+    return target.done
+
+
+def _in_turn(targets: list[_Target], now: Callable[[], datetime], stopping: Callable[[], bool]) -> None:
+    """The targets of channels that send one message at a time, in this thread, one message a turn.
+    A paced target (a group, 20 a minute) takes a turn as soon as an even share of its pace has
+    passed (every 3 s), so that groups and private chats share the channel's overall rate (Telegram's
+    30 a second) with neither waiting for the other to finish; a private chat's rows go one after
+    another, oldest first. A group goes faster than its even share (its pace allows bursts) only when
+    nothing else is waiting. A paced target that must wait is looked at again while others go on."""
+    paced = [t for t in targets if t.pace is not None]
+    free = deque(t for t in targets if t.pace is None)
+    while not stopping():
+        paced = [t for t in paced if t.open]
+        ready = [t for t in paced if not t.wait()]
+        due = [t for t in ready if t.pacer.spaced(t.recipient, t.pace, now())]
+        while free and not free[0].open:
+            free.popleft()
+        if due:
+            target = min(due, key=lambda t: t.rows[0])
+        elif free:
+            target = free[0]
+        elif ready:
+            target = min(ready, key=lambda t: t.rows[0])
+        else:
             break
-        done.sent += outcome.sent
-        rows = [r for r in rows if r not in attempt.settled]
-    return done
+        target.turn()
+    at = now()
+    for target in paced:
+        if target.open:
+            target.done.later(at + target.wait())
 
 
 def deliver_due(
@@ -793,33 +851,33 @@ def deliver_due(
     """Send every due message on the given channels, until `stopping` says so. Each claim and
     mark reads the clock afresh: a long run hands out no lease already run out. The targets of a
     channel that sends to several chats at once (`at_once`) go in a pool of their own, alongside
-    the others, which go in turn in this thread (the pacer's entries are each target's own)."""
+    the others, which share this thread (`_in_turn`; the pacer's entries are each target's own)."""
     done = Delivery()
-    plan = _plan(db, now(), senders, done)
+    targets = [
+        _Target(db, now, senders[r.channel], r, rows, render, pacer)
+        for r, rows in _plan(db, now(), senders, done)
+    ]
     pools = {
         name: ThreadPoolExecutor(sender.at_once, thread_name_prefix=f"send-{name}")
         for name, sender in senders.items()
-        if sender.at_once > 1 and any(r.channel == name for r, _ in plan)
+        if sender.at_once > 1 and any(t.recipient.channel == name for t in targets)
     }
     try:
         futures = [
-            pools[r.channel].submit(_to_target, db, now, senders[r.channel], r, rows, render, pacer, stopping)
-            for r, rows in plan
-            if r.channel in pools
+            pools[t.recipient.channel].submit(_to_target, t, stopping)
+            for t in targets
+            if t.recipient.channel in pools
         ]
-        parts = [
-            _to_target(db, now, senders[r.channel], r, rows, render, pacer, stopping)
-            for r, rows in plan
-            if r.channel not in pools
-        ]
-        parts += [future.result() for future in futures]
+        _in_turn([t for t in targets if t.recipient.channel not in pools], now, stopping)
+        for future in futures:
+            future.result()
     finally:
         for pool in pools.values():
             pool.shutdown(wait=True)
-    for part in parts:
-        done.sent += part.sent
-        if part.next_at is not None:
-            done.later(part.next_at)
+    for target in targets:
+        done.sent += target.done.sent
+        if target.done.next_at is not None:
+            done.later(target.done.next_at)
     return done
 
 

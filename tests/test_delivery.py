@@ -4,6 +4,7 @@ messages, one target never holding up another, groups' messages merged, quiet ho
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from sqlalchemy import func, select
 
@@ -136,6 +137,48 @@ def test_a_blocked_account_a_throttled_group_and_a_free_resident_at_once_the_res
         (True, False),
         (True, False),
     ]
+
+
+def test_busy_groups_and_private_messages_share_the_channel_neither_waiting_for_the_other(
+    bot_en: TestBot,
+) -> None:
+    """Two groups with ten messages each waiting (each too long to share a message with another),
+    then thirty private ones, on a channel taking one message every half second: the groups go
+    at an even share of their pace (one every 3 s) among the private messages, and once those are
+    out, the rest of theirs at once (their pace allows it)."""
+    bot = bot_en
+    for name, external in (("王芳", "wang"), ("张强", "zhang")):
+        account(bot, name, "flaky", external, bot.clock.now())
+    with bot.db.transaction() as session:
+        building = session.scalar(select(Scope.id).where(Scope.level == "building"))
+        for chat, scope in (("g1", 1), ("g2", building)):  # the community's group and a building's
+            session.add(Group(channel="flaky", chat_id=chat, title=chat, community_id=1, scope_id=scope,
+                              bound_by=1, bound_at=bot.clock.now()))  # fmt: skip
+        community = session.get(Scope, 1)
+        assert community is not None
+        for n in range(10):
+            outbox.announce(session, community, bot.clock.now(), "Action item #{item} of issue #{id} {title} is done.",
+                            item=n, id=1, title="加装电梯")  # fmt: skip
+    for n in range(15):
+        queue(bot, "王芳", f"w{n}")
+        queue(bot, "张强", f"z{n}")
+    sent: list[tuple[datetime, str]] = []
+
+    def taking_its_time(text: str) -> None:
+        sent.append((bot.clock.now(), text))
+        bot.advance(timedelta(seconds=0.5))
+
+    channel = Channel(lambda text: taking_its_time(text), max_length=60, pace=None)
+    channel.pace = lambda recipient: Pace(20, 60) if recipient.is_group else None  # type: ignore[method-assign]
+    assert bot.app.deliver({"flaky": channel}).sent == 50  # all of it in one run
+    groups = [k for k, name in enumerate(channel.to) if name.startswith("GROUP")]
+    last_private = max(k for k in range(50) if k not in groups)
+    assert groups[:2] == [0, 1] and 2 not in groups  # the oldest first; a private one at once after
+    for chat in {channel.to[k] for k in groups}:
+        meanwhile = [sent[k][0] for k in groups if channel.to[k] == chat and k < last_private]
+        assert len(meanwhile) >= 4  # the group was not held up by the private messages
+        assert all(b - a >= timedelta(seconds=3) for a, b in pairwise(meanwhile))
+    assert groups[-4:] == list(range(46, 50))  # the rest of theirs at once, nobody else waiting
 
 
 def test_what_queues_up_for_a_group_goes_as_one_message_within_the_length_limit(bot_en: TestBot) -> None:

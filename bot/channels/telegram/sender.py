@@ -40,18 +40,22 @@ SEND_TIMEOUT = 120.0
 log = logging.getLogger("yishi.telegram")
 T = TypeVar("T")
 GROUP_PACE = Pace(20, 60)
+# Telegram takes about 30 messages a second from a bot. Sent evenly, a little under: a bucket of
+# 30 lets a burst out at once, which a count over the last second refuses (429), and the flood
+# wait that follows halts every request of the bot for a second or more.
+PER_SECOND = 29
 
 
 def make_bot(config: Config) -> ExtBot:
-    """The bot of this process: Telegram's (or `TELEGRAM_API_URL`'s), rate-limited to Telegram's
-    30 messages a second, waiting out a flood control's `retry_after` up to three times."""
+    """The bot of this process: Telegram's (or `TELEGRAM_API_URL`'s), sending one message every
+    1/29 s at most (`PER_SECOND`), waiting out a flood control's `retry_after` up to three times."""
     api_url = config.telegram_api_url or DEFAULT_API_URL
     return ExtBot(
         config.telegram_token,
         base_url=api_url,
         base_file_url=api_url.removesuffix("/bot") + "/file/bot",
         request=HTTPXRequest(connect_timeout=5, read_timeout=10, write_timeout=10, pool_timeout=5),
-        rate_limiter=AIORateLimiter(max_retries=3),
+        rate_limiter=AIORateLimiter(overall_max_rate=1, overall_time_period=1 / PER_SECOND, max_retries=3),
     )
 
 
@@ -59,7 +63,7 @@ class TelegramChannel:
     name = CHANNEL
     max_length = MessageLimit.MAX_TEXT_LENGTH  # longer texts (a digest) go in parts, cut at line ends
     quiet_hours = True
-    # in turn: AIORateLimiter keeps the 30 a second overall, and a chat answers within its timeout
+    # in turn: AIORateLimiter keeps the overall rate, and a chat answers within its timeout
     at_once = 1
     measure = staticmethod(utf16_units)
 
