@@ -1,11 +1,26 @@
-"""Run every benchmark and print a table: figure, target, ratio (above 1 meets the target)."""
+"""Run every benchmark and print a table: figure, target, ratio (above 1 meets the target).
+
+`python -m bench WORD…` runs only those whose name contains one of the words (`make bench`
+runs them all), e.g. `python -m bench broadcast WeChat`."""
 
 from __future__ import annotations
 
 import sys
 import warnings
 
-from bench import console, dispatcher, pg_workers, similar, startup, time_work, votes
+from bench import (
+    console,
+    dispatcher,
+    pg_workers,
+    similar,
+    startup,
+    tg_broadcast,
+    tg_updates,
+    tg_votes,
+    time_work,
+    votes,
+    wechat,
+)
 from bench.common import Result
 
 
@@ -24,8 +39,18 @@ def main() -> int:
         ("a ballot's latency while votes open elsewhere", pg_workers.latency),
         ("reminders", time_work.reminders),
         ("digest", time_work.committee_digest),
+        ("Telegram updates, yishi and an echo bot", tg_updates.run),
+        ("Telegram button votes, polling on SQLite", tg_votes.polling),
+        ("Telegram button votes, webhooks on PostgreSQL", tg_votes.webhooks),
+        ("Telegram broadcast", tg_broadcast.alone),
+        ("Telegram broadcast with busy groups", tg_broadcast.with_groups),
+        ("WeChat callbacks on SQLite", wechat.sqlite),
+        ("WeChat callbacks on PostgreSQL, two workers", wechat.postgres),
     )
+    chosen = sys.argv[1:]
     for name, run in runs:
+        if chosen and not any(word.lower() in name.lower() for word in chosen):
+            continue
         print(f"running {name} …", file=sys.stderr, flush=True)
         out = run()
         if out is None:
