@@ -6,13 +6,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
 from bot.config import Config
-from flows import digest, due, outbox, schedule, settings, votes
+from flows import audit, board, digest, due, outbox, schedule, settings, votes
 from flows.clock import Clock
 from flows.messages import Reply
 from handlers import ballot
@@ -21,9 +21,10 @@ from handlers.dispatch import Dispatcher
 from locales import Translator
 from storage.db import Database
 from storage.migrate import require_current
-from storage.models import Group, Issue, Person, Poll, Scope
+from storage.models import Group, Issue, Person, Poll
 from storage.seal import BallotKey
 
+AUDIT_EVERY = timedelta(hours=1)  # how often the clock verifies the audit chains for the public board
 SAFETY_SECONDS = 60  # work written by another process (a web worker, another clock) is seen this soon
 POSTGRES_THREADS = 8  # dispatcher threads of a channel's edge, each with its connection from the pool
 
@@ -46,6 +47,7 @@ class App:
         self._looked_for: frozenset[str] = frozenset()  # the channels whose messages it looked at
         self._told: dict[str, datetime] = {}  # what commits told during a step
         self._lock = threading.Lock()
+        self._audited: datetime | None = None  # when this process last verified the chains
         self.db.on_wake(self.woken)
 
     def dispatch_pool(self) -> ThreadPoolExecutor:
@@ -96,6 +98,8 @@ class App:
             # it looks again
             later = [self.next["message"]]
         won = self.run_due() if work else 0
+        if work:
+            self.verify_audit()
         sent, looked_at = 0, None
         if messages or won:
             looked_at = self.clock.now()
@@ -139,9 +143,7 @@ class App:
         issue it is about, a digest to the community's page."""
         if not self.config.public_url or not reader.is_group or reader.community_id is None:
             return []
-        community = session.get(Scope, reader.community_id)
-        assert community is not None
-        page = f"{self.config.public_url}/c/{quote(community.name)}"
+        page = f"{self.config.public_url}/c/{quote(board.slug(session, reader.community_id))}"
         issue = params.get("id") if "digest_start" not in params else None
         return [f"{page}/issues/{issue}" if isinstance(issue, int) else page]
 
@@ -165,6 +167,15 @@ class App:
     def run_due(self) -> int:
         """Everything that fell due by the clock's now: deadlines, reminders, verdicts."""
         return due.run_due(self.db, self.clock.now(), self.key, self.config.timezone, self.planner)
+
+    def verify_audit(self) -> None:
+        """Every AUDIT_EVERY, each community's chain verified and the verdict kept for the board."""
+        now = self.clock.now()
+        if self._audited is not None and now - self._audited < AUDIT_EVERY:
+            return
+        with self.db.transaction() as session:
+            audit.record_checks(session, now)
+        self._audited = now
 
     def deliver(
         self, senders: Mapping[str, outbox.Sender], stopping: Callable[[], bool] = lambda: False

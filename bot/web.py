@@ -1,6 +1,7 @@
 """`yishi serve`: the web process of a webhook deployment (Starlette on uvicorn).
 
 - `GET /healthz`: 200 when the database answers and its schema is this version's; else 503.
+- `GET /`, `/c/<slug>/…`: the public board (`bot.board.site`), read-only.
 - `GET|POST /wechat`: the Official Account's callback (`bot.channels.wechat.callback`).
 - `POST /telegram`: Telegram's webhook. The secret header is checked before anything is read
   (missing or wrong: 403); the update is handled before the answer, so that Telegram sends it
@@ -27,6 +28,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.app import App
+from bot.board import site
 from bot.config import Config, ConfigError
 from storage.migrate import current_revision, head_revision
 
@@ -116,7 +118,9 @@ def create(config: Config, app: App | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/telegram", telegram, methods=["POST"]),
             Route("/wechat", wechat_callback, methods=["GET", "POST"]),
+            *site.routes(core),
         ],
+        exception_handlers={404: site.not_found(core)},
         lifespan=lifespan,
     )
 

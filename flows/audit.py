@@ -21,13 +21,13 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Insert, Text, bindparam, cast, event, func, select
+from sqlalchemy import Insert, Text, bindparam, cast, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql import ColumnElement
 
 from locales import N_
-from storage.models import AuditChain, AuditLog, Scope
+from storage.models import AuditChain, AuditCheck, AuditLog, Scope
 from storage.rows import insert_new, locked, one_writer
 
 log = logging.getLogger("yishi.audit")
@@ -314,3 +314,61 @@ def _walk(session: Session, chain: AuditChain, name: str) -> Verdict:
     if chain.seq != place - 1 or chain.hash != prev:
         return Verdict(name, count, here, place, N_("rows after it are missing"))
     return Verdict(name, count, here)
+
+
+# --- the public board's view of the chain ---------------------------------------------------------
+
+
+def record_checks(session: Session, at: datetime) -> None:
+    """Verify every community's chain and keep the verdicts (`AuditCheck`): the public board shows
+    the last one, with its time, instead of walking a long chain at every page view."""
+    communities = session.scalars(select(Scope.id).where(Scope.level == "community")).all()
+    for community_id in communities:
+        verdict = verify(session, community_id)[0]
+        values = {
+            "checked_at": at, "rows": verdict.rows, "head_seq": verdict.head.seq, "head_hash": verdict.head.hash,
+            "broken": verdict.broken, "reason": verdict.reason,
+        }  # fmt: skip
+        # two clocks at once: the first verdict stands, the second overwrites it (the same walk)
+        if not insert_new(
+            session, AuditCheck.__table__, {"community_id": community_id, **values}, ("community_id",)
+        ):
+            session.execute(update(AuditCheck).where(AuditCheck.community_id == community_id).values(values))
+
+
+def last_check(session: Session, community_id: int) -> AuditCheck | None:
+    return session.get(AuditCheck, community_id)
+
+
+@dataclass(frozen=True)
+class Found:
+    """A row of the community's chain: its place and time (what a resident holding its hash asks)."""
+
+    seq: int
+    at: datetime
+    action: str
+
+
+def find(session: Session, community_id: int, hash_: str) -> Found | None:
+    """The row of the community's chain with this hash, if there is one."""
+    row = session.execute(
+        select(AuditLog.seq, AuditLog.at, AuditLog.action)
+        .join(AuditChain, AuditChain.id == AuditLog.chain_id)
+        .where(AuditLog.hash == hash_.strip().lower(), AuditChain.community_id == community_id)
+    ).first()
+    return Found(*row) if row is not None else None
+
+
+def closing_row(session: Session, issue_id: int, poll_id: int) -> tuple[Found, str] | None:
+    """The row that recorded a poll's close (the issue's move to the vote's outcome), with its
+    hash: printed on the notice, for a resident to look up."""
+    rows = session.execute(
+        select(AuditLog.seq, AuditLog.at, AuditLog.action, AuditLog.hash, AuditLog.detail)
+        .where(AuditLog.issue_id == issue_id, AuditLog.action == "status")
+        .order_by(AuditLog.id)
+    ).all()
+    for seq, at, action, hash_, detail in rows:
+        closing = isinstance(detail, dict) and detail.get("from") == "voting"
+        if closing and detail.get("poll") == poll_id:
+            return Found(seq, at, action), hash_
+    return None

@@ -71,6 +71,19 @@ def _notice(value: str) -> str:
     return value
 
 
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+def _slug(value: str) -> str:
+    """A community's address on the public board; all digits would be taken for another's number."""
+    if value and (not _SLUG.match(value) or value.isdigit()):
+        raise Refused(
+            "{value} cannot be an address: use up to 40 small letters, digits and hyphens, not only digits (e.g. wutong).",
+            value=value,
+        )
+    return value
+
+
 def _timezone(value: str) -> str:
     try:
         ZoneInfo(value)
@@ -107,6 +120,20 @@ RULES: dict[str, Rule] = {
             "",
             _notice,
             N_("what Yishi keeps and why, told at /start, /join and /privacy (empty: the standard text)"),
+        ),
+        Rule(
+            "slug",
+            "",
+            _slug,
+            N_("the community's address on the public board, /c/SLUG (empty: its number)"),
+        ),
+        Rule(
+            "public_comments",
+            "off",
+            _on_off,
+            N_(
+                "show the texts of comments and of issues on the public board (residents wrote them to neighbours)"
+            ),
         ),
         Rule(
             "group_names_rooms",
@@ -153,6 +180,14 @@ def put(session: Session, community_id: int, key: str, value: str) -> object:
     if key not in RULES:
         raise Refused("Unknown setting {key}. Settings: {keys}.", key=key, keys=", ".join(RULES))
     checked = RULES[key].check(value.strip())
+    if key == "slug" and checked:
+        taken = session.scalar(
+            select(Setting.community_id).where(
+                Setting.key == "slug", Setting.value == checked, Setting.community_id != community_id
+            )
+        )
+        if taken is not None:
+            raise Refused("Another community has the address {value} already.", value=checked)
     row = session.get(Setting, (community_id, key))
     if row is None:
         session.add(Setting(community_id=community_id, key=key, value=str(checked)))

@@ -43,8 +43,10 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
             # IMMEDIATE takes the write lock up front: two processes never deadlock on upgrade
-            # (on the driver's connection itself: every message begins one)
-            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+            # (on the driver's connection itself: every message begins one); a reading transaction
+            # (`Database.reading`) begins deferred and, reading only, never takes it
+            reading = conn.get_execution_options().get(READING, False)
+            conn.connection.dbapi_connection.execute("BEGIN" if reading else "BEGIN IMMEDIATE")
 
         return engine
     # no ping before each use: a connection the server dropped fails its first statement, and the
@@ -52,6 +54,8 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, hide_parameters=True)
 
 
+READING = "yishi_reading"  # the execution option of a reading transaction
+_READ_ONLY = text("SET TRANSACTION READ ONLY")
 _WAKE = "wake at"
 # on PostgreSQL the hints also go to other processes (a web worker's commit wakes the clock)
 WAKE_CHANNEL = "yishi_wake"
@@ -100,6 +104,20 @@ class Database:
         for what, at in wakes.items():
             for listener in self._wake:
                 listener(what, at)
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A transaction that only reads (a page of the public board), rolled back at its end: on
+        SQLite it never takes the write lock, so that readers never hold up the bot; PostgreSQL
+        refuses any write in it."""
+        with self.sessions() as session:
+            session.connection(execution_options={READING: True})
+            if self.shared:
+                session.execute(_READ_ONLY)
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     def listen(self, listener: Listener, stopping: threading.Event) -> None:
         """Tell `listener` of the hints other processes' commits send (PostgreSQL), until `stopping`

@@ -202,6 +202,15 @@ class Setting(Base):
     """A community's rule that differs from the default (flows/settings.py lists them)."""
 
     __tablename__ = "settings"
+    __table_args__ = (  # two communities never share an address on the public board
+        Index(
+            "uq_settings_slug",
+            "value",
+            unique=True,
+            sqlite_where=text("key = 'slug' AND value <> ''"),
+            postgresql_where=text("key = 'slug' AND value <> ''"),
+        ),
+    )
 
     community_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -397,7 +406,22 @@ class AuditLog(Base):
     issue_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id"), index=True)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), index=True)  # a hash a resident holds is looked up
+
+
+class AuditCheck(Base):
+    """The last verification of a community's chain (by the clock, every hour), shown on the public
+    board: walking a long chain at every page view would be slow, and the result is the same."""
+
+    __tablename__ = "audit_checks"
+
+    community_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"), primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rows: Mapped[int] = mapped_column(Integer)  # rows walked
+    head_seq: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    broken: Mapped[int | None] = mapped_column(Integer)  # the place of the first row that does not hold
+    reason: Mapped[str] = mapped_column(String(100), default="")
 
 
 class Poll(Base):

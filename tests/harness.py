@@ -8,11 +8,16 @@ the `[→ NAME]` lines of what the bot sent to others.
 from __future__ import annotations
 
 import io
+import socket
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
@@ -30,6 +35,33 @@ Expected = str | Sequence[str]
 YISHI = str(Path(sys.executable).with_name("yishi"))  # the command line of this environment
 REGISTER = Path(__file__).parent / "data" / "register.csv"
 BALLOT_KEY = new_key()  # the tests' YISHI_BALLOT_KEY: no key file is made where they run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(app: App, config: Config) -> Iterator[str]:
+    """`yishi serve`'s site (`bot.web`) on uvicorn in a thread of the test, lifespan and all; its URL."""
+    from bot import web
+
+    server = uvicorn.Server(
+        uvicorn.Config(web.create(config, app), host="127.0.0.1", port=free_port(), log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the web process did not start"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
 
 
 def ballot_key() -> BallotKey:

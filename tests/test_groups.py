@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from urllib.parse import quote
 
 from sqlalchemy import func, select
 
+from flows import settings
 from flows.messages import Incoming
 from flows.outbox import DeliveryFailed
 from storage.models import Ballot, DialogState, Group, Issue, Outbox, Participation
@@ -306,7 +306,7 @@ def test_a_group_the_bot_was_removed_from_holds_its_messages_until_the_bot_is_ba
 def test_a_groups_messages_link_to_the_public_board_where_it_is_served(bot: TestBot) -> None:
     bot.app.config = replace(bot.app.config, public_url="https://yishi.example.org")
     bound(bot)
-    board = f"https://yishi.example.org/c/{quote('梧桐社区')}"
+    board = "https://yishi.example.org/c/1"  # the community's number, while it has no slug
     bot.say("/as 欧阳明")
     bot.raise_issue("1栋电梯经常停运")
     bot.say("/support 1", as_="李伟@1栋-102")
@@ -315,3 +315,7 @@ def test_a_groups_messages_link_to_the_public_board_where_it_is_served(bot: Test
         f"进入讨论。/issue 1\n{board}/issues/1\n[→ 欧阳明]" in told
     )  # the group's message links to the issue
     assert "/issues/1" not in told.split(f"[→ {GROUP}]")[0]  # the resident's answer does not
+    with bot.db.transaction() as session:  # the community's own address, once it has one
+        settings.put(session, 1, "slug", "wutong")
+    told = open_vote(bot, "1", "3d", "1", "1", "1")  # the group hears of the vote
+    assert "https://yishi.example.org/c/wutong/issues/1" in told.split(f"[→ {GROUP}]")[1]

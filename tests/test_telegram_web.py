@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,15 +16,14 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
-import uvicorn
 from sqlalchemy import text
 
 from bot import web
-from bot.config import Config, ConfigError
+from bot.config import ConfigError
 from storage.db import Database
 from storage.migrate import head_revision
 from tests.fake_telegram import FakeTelegram, post, running
-from tests.harness import BALLOT_KEY, YISHI, TestBot
+from tests.harness import BALLOT_KEY, YISHI, TestBot, free_port, serving
 from tests.test_races import bot as pg_bot  # noqa: F401  (the PostgreSQL-only TestBot)
 
 SECRET = "s3cret-of-the-hook"
@@ -41,25 +39,6 @@ def start_update(fake: FakeTelegram, text: str = "/start") -> dict:
 
 
 @contextmanager
-def serving(bot: TestBot, config: Config) -> Iterator[str]:
-    """`bot.web` on uvicorn in a thread of the test, lifespan and all; its URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(web.create(config, bot.app), host="127.0.0.1", port=free_port(), log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the web process did not start"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
-@contextmanager
 def served(bot: TestBot, fake: FakeTelegram) -> Iterator[str]:
     config = replace(
         bot.app.config,
@@ -67,7 +46,7 @@ def served(bot: TestBot, fake: FakeTelegram) -> Iterator[str]:
         telegram_api_url=fake.api_url,
         telegram_webhook_secret=SECRET,
     )
-    with serving(bot, config) as url:
+    with serving(bot.app, config) as url:
         yield url
 
 
@@ -103,7 +82,7 @@ def test_a_webhook_without_the_right_secret_is_refused_before_it_is_read(bot: Te
 
 
 def test_health_says_whether_the_database_answers_with_this_versions_schema(bot: TestBot) -> None:
-    with serving(bot, bot.app.config) as url:
+    with serving(bot.app, bot.app.config) as url:
         status, body = request(f"{url}/healthz")
         assert status == 200 and json.loads(body)["ok"] is True
         assert request(f"{url}/telegram", b"{}")[0] == 404  # no Telegram configured here
@@ -122,12 +101,6 @@ def test_health_says_whether_the_database_answers_with_this_versions_schema(bot:
 def test_a_token_without_a_webhook_secret_is_refused_at_start(bot: TestBot) -> None:
     with pytest.raises(ConfigError, match="TELEGRAM_WEBHOOK_SECRET"):
         web.create(replace(bot.app.config, telegram_token="1:x"), bot.app)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def env_for(db: Database, fake: FakeTelegram, **more: str) -> dict[str, str]:

@@ -36,10 +36,9 @@ from storage.models import (
     Support,
 )
 from tests.fake_wechat import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeWeChat, read_reply, running, signed, xml
-from tests.harness import BALLOT_KEY, YISHI, TestBot
+from tests.harness import BALLOT_KEY, YISHI, TestBot, free_port, serving
 from tests.test_decide import discussing, open_vote
 from tests.test_races import bot as pg_bot  # noqa: F401  (the PostgreSQL-only TestBot)
-from tests.test_telegram_web import free_port, serving
 
 PICTURE = b"\xff\xd8\xff\xe0" + b"JFIF-picture-of-the-lift" * 40
 _ids = itertools.count(7_000_000_000_000_000_000)
@@ -58,7 +57,7 @@ def config_for(bot: TestBot, fake: FakeWeChat, safe: bool = False) -> Config:
 
 @contextmanager
 def official_account(bot: TestBot, safe: bool = False) -> Iterator[tuple[FakeWeChat, str]]:
-    with running(FakeWeChat()) as fake, serving(bot, config_for(bot, fake, safe)) as url:
+    with running(FakeWeChat()) as fake, serving(bot.app, config_for(bot, fake, safe)) as url:
         yield fake, url
 
 

@@ -1,0 +1,1 @@
+"""The public board (公示栏) that `yishi serve` shows: server-rendered pages, no script."""
