@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint format catalogs
+.PHONY: demo test bench lint format catalogs browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,21 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/yishi demo
 
-test: $(VENV)/.installed-dev
+# The board's browser tests drive Debian's Chromium (a CJK font for what it shows): installed here
+# where the machine lets us (root, with apt); elsewhere those tests skip and say why (on CI they fail).
+BROWSER_PACKAGES := chromium chromium-driver fonts-noto-cjk
+
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh | grep -q .; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(BROWSER_PACKAGES) for the browser tests"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null; } \
+		|| echo "$(BROWSER_PACKAGES) could not be installed: the browser tests will say why they do not run"; \
+	else echo "$(BROWSER_PACKAGES) are not installed, and cannot be here: the browser tests will skip"; fi
+
+test: $(VENV)/.installed-dev browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

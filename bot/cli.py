@@ -40,9 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="yishi", description="Yishi (议事): residents raise, discuss, decide and act."
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser(
-        "demo", parents=[common], help="a fresh demo community in its own SQLite file, then the console"
+    demo_ = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="a fresh demo community in its own SQLite file, its public board on 127.0.0.1, then the console",
     )
+    demo_.add_argument("--no-board", action="store_true", help="the console alone, without serving the board")
     sub.add_parser("console", parents=[common], help="interactive, or a script on stdin (one message a line)")
     imp = sub.add_parser(
         "import", parents=[common], help="import the register: community,area,grid,building,room,name,role"
@@ -97,7 +100,9 @@ def _parser() -> argparse.ArgumentParser:
         "--delete-webhook", action="store_true", help="remove the webhook (to poll again), then exit"
     )
     serve = sub.add_parser(
-        "serve", parents=[common], help="the web process: POST /telegram, GET|POST /wechat, GET /healthz"
+        "serve",
+        parents=[common],
+        help="the web process: the public board, POST /telegram, GET|POST /wechat, GET /healthz",
     )
     serve.add_argument("--port", type=int, metavar="P", help="default: $PORT, else 8000")
     serve.add_argument("--host", default="0.0.0.0", help="default: 0.0.0.0 (every interface)")
@@ -184,6 +189,11 @@ def _demo(args: argparse.Namespace, config: Config, t: Translator) -> int:
     config = replace(config, database_url=f"sqlite:///{path}")
     demo.create(config.database_url, BallotKey(config.ballot_key, config.ballot_key_file))
     print(t("A fresh demo community is in {path}.", path=path))
+    if not args.no_board:
+        from bot import web
+
+        board = web.in_background(config, config.port)
+        print(t("Its public board, for your browser: {url}", url=f"{board}/c/1"))
     print(t("Try: /as 欧阳明, then /issues, /raise, /support N, /comment N TEXT; /help lists everything."))
     return _console(args, config, t)
 

@@ -19,6 +19,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
@@ -123,6 +124,35 @@ def create(config: Config, app: App | None = None) -> Starlette:
         exception_handlers={404: site.not_found(core)},
         lifespan=lifespan,
     )
+
+
+def in_background(config: Config, port: int) -> str:
+    """The site on 127.0.0.1 in a thread of this process (`yishi demo` serves its board beside its
+    console); its address. Where `port` is taken, another one."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    site = create(replace(config, telegram_token="", wechat_token="", wechat_app_id=""))  # the board alone
+    server = uvicorn.Server(
+        uvicorn.Config(site, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, name="yishi-board", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not server.started:
+        raise RuntimeError(f"the board could not be served on 127.0.0.1:{port}")
+    return f"http://127.0.0.1:{port}"
 
 
 def _schema(app: App) -> str | None:

@@ -62,6 +62,11 @@ STATUS_LABELS = {
     "merged": N_("Merged into #{id}"),
     "referred": N_("Referred to {body}"),
 }
+OUTCOME_LABELS = {  # what a closed vote decided
+    "passed": N_("Passed"),
+    "rejected": N_("Rejected"),
+    "no_quorum": N_("Not valid: too few took part"),
+}
 ROLE_NAMES = {  # the most senior first: an owner is shown by it
     "staff": N_("community staff"),
     "committee": N_("committee member"),

@@ -104,7 +104,7 @@ def test_the_notice_carries_the_rule_the_result_the_tasks_and_the_hash_a_residen
             "超过 1/2",
             "6 户",
             "4 (67%)",
-            "已通过，待办理",
+            "结果： 通过",
             "联系电梯维保公司检修",
             "期限",
         ):

@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -523,6 +524,31 @@ def test_demo_makes_its_own_believable_community(tmp_path: Path) -> None:
     assert 150 <= found["people"] <= 260  # type: ignore[index,operator]
     assert {"resident", "building_leader", "grid_worker", "committee", "staff"} <= found["roles"]  # type: ignore[index,operator]
     assert len(found["statuses"]) >= 3, found["statuses"]  # type: ignore[index,arg-type]
+
+
+def test_the_demo_serves_its_board_beside_the_console(tmp_path: Path) -> None:
+    """`make demo`: the console in the terminal, and the board's address printed next to it."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(OWN_ENV)}
+    environ |= {"PYTHONUTF8": "1", "YISHI_LOCALE": "en"}
+    with subprocess.Popen(
+        [YISHI, "demo"], cwd=tmp_path, env=environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, encoding="utf-8",
+    ) as demo:  # fmt: skip
+        assert demo.stdout is not None and demo.stdin is not None
+        try:
+            lines = []
+            for line in demo.stdout:
+                lines.append(line)
+                if line.startswith("Its public board"):
+                    break
+            found = re.search(r"(http://127\.0\.0\.1:\d+/c/1)$", lines[-1].strip())
+            assert found, lines
+            page = httpx.get(found.group(1), headers={"Accept-Language": "zh-CN"}, timeout=10)
+            assert page.status_code == 200 and "梧桐社区" in page.text and "东片区晚上停车难" in page.text
+            out, _ = demo.communicate("/as 欧阳明\n/issues\n", timeout=30)
+        finally:
+            demo.kill()
+    assert demo.returncode == 0 and "东片区晚上停车难" in out
 
 
 def test_the_demo_console_shows_time_at_work(tmp_path: Path) -> None:

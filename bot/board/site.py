@@ -50,6 +50,7 @@ environment.globals.update(
     STAGES=board.STAGES,
     STAGE_NAMES=board.STAGE_NAMES,
     STATUS_LABELS=board.STATUS_LABELS,
+    OUTCOME_LABELS=board.OUTCOME_LABELS,
 )
 
 
