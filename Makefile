@@ -39,7 +39,12 @@ test: $(VENV)/.installed-dev browser
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
+# the board's throughput is measured with wrk (Debian's package), installed where the machine lets us
 bench: $(VENV)/.installed-dev
+	@command -v wrk >/dev/null \
+	|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	     && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1; } \
+	|| echo "wrk is not installed: the board's requests a second are not measured"
 	$(BIN)/python -m bench
 
 lint: $(VENV)/.installed-dev

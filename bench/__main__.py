@@ -9,6 +9,7 @@ import sys
 import warnings
 
 from bench import (
+    board,
     console,
     dispatcher,
     pg_workers,
@@ -46,6 +47,8 @@ def main() -> int:
         ("Telegram broadcast with busy groups", tg_broadcast.with_groups),
         ("WeChat callbacks on SQLite", wechat.sqlite),
         ("WeChat callbacks on PostgreSQL, two workers", wechat.postgres),
+        ("the public board on SQLite", board.sqlite),
+        ("the public board on PostgreSQL", board.postgres),
     )
     chosen = sys.argv[1:]
     for name, run in runs:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -68,6 +67,7 @@ from storage.db import Database
 from storage.models import Account, Ballot, Poll
 from storage.seal import new_key
 from tests.fake_telegram import post
+from tests.harness import free_port
 
 RESIDENTS = 1000
 AGAIN = 200  # of them press again: the first half the same choice, the other half another
@@ -256,12 +256,6 @@ def polling() -> list[Result]:
 # --- webhooks, PostgreSQL, `yishi serve` workers ------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -316,7 +310,7 @@ def _running(commands: list[list[str]], env: dict[str, str], folder: Path) -> It
 @contextlib.contextmanager
 def _servers(count: int, env: dict[str, str], folder: Path) -> Iterator[list[str]]:
     """`yishi serve` × count, each on a port of its own; their webhook URLs once healthy."""
-    ports = [_free_port() for _ in range(count)]
+    ports = [free_port() for _ in range(count)]
     commands = [["serve", "--host", "127.0.0.1", "--port", str(port)] for port in ports]
     with _running(commands, env, folder) as servers:
         for server, port in zip(servers, ports, strict=True):

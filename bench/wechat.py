@@ -40,6 +40,7 @@ from storage.db import Database
 from storage.models import Invite, Person
 from storage.seal import BallotKey, new_key
 from tests.fake_wechat import APP_ID, APP_SECRET, TOKEN, FakeWeChat, read_reply, running, signed, xml
+from tests.harness import free_port
 
 RESIDENTS = 50
 MESSAGES = 20  # each
@@ -76,15 +77,9 @@ def _prepare(db: Database) -> None:
         dispatcher.handle(Incoming("wechat", f"o{n}", f"o{n}", text=f"/comment 1 第{n}条意见"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _worker(db: Database, fake: FakeWeChat) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = dict(
         os.environ, DATABASE_URL=db.url, YISHI_BALLOT_KEY=KEY_TEXT, WECHAT_TOKEN=TOKEN, WECHAT_APP_ID=APP_ID,
         WECHAT_APP_SECRET=APP_SECRET, WECHAT_API_URL=fake.api_url,

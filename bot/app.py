@@ -140,11 +140,12 @@ class App:
 
     def _link(self, session: Session, reader: outbox.Recipient, params: dict) -> list[str]:
         """A group's message links to the public board (where YISHI_PUBLIC_URL says it is): to the
-        issue it is about, a digest to the community's page."""
-        if not self.config.public_url or not reader.is_group or reader.community_id is None:
+        issue it is about; a digest, a group's or a person's, to the community's page."""
+        digest_ = "digest_start" in params
+        if not self.config.public_url or reader.community_id is None or not (reader.is_group or digest_):
             return []
         page = f"{self.config.public_url}/c/{quote(board.slug(session, reader.community_id))}"
-        issue = params.get("id") if "digest_start" not in params else None
+        issue = params.get("id") if not digest_ else None
         return [f"{page}/issues/{issue}" if isinstance(issue, int) else page]
 
     def _digest(self, session: Session, reader: outbox.Recipient, t: Translator, params: dict) -> list[str]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from flows import actions, audit, export, scopes, settings, votes
+from flows import audit, export, scopes, settings, votes
 from locales import N_
 from storage.models import (
     ActionItem,
@@ -21,6 +21,8 @@ from storage.models import (
     IssuePhoto,
     ItemUpdate,
     Poll,
+    PollOption,
+    Rating,
     Scope,
     Setting,
     Support,
@@ -154,15 +156,14 @@ class Card:
         return min(1.0, self.households / self.threshold) if self.threshold else 1.0
 
 
-def _poll(session: Session, poll: Poll) -> dict:
+def _poll(session: Session, poll: Poll, options: list[PollOption]) -> dict:
     """The public record of a poll, with what the board adds: adopted choices (after the close),
     whether it was a major matter and the rule it was counted by."""
-    record = export.poll_record(session, poll)
-    adopted = {o.number for o in votes.options_of(session, poll) if o.adopted} if poll.closed_at else set()
+    record = export.poll_record(session, poll, options)
+    adopted = {o.number for o in options if o.adopted} if poll.closed_at else set()
     rules = poll.rules or {}
     quorum, passing = (rules.get("major_quorum"), rules.get("major_pass")) if poll.major else (
         rules.get("quorum"), rules.get("pass"))  # fmt: skip
-    counted = [o["votes"] or 0 for o in record["options"] if o["votes"] is not None]
     record |= {
         "major": poll.major,
         "quorum_rule": quorum,
@@ -170,11 +171,23 @@ def _poll(session: Session, poll: Poll) -> dict:
         "closed": poll.closed_at is not None,
         "closed_at": poll.closed_at,
         "closes": poll.closes_at,
-        "most": max(counted, default=0),
     }
     for option in record["options"]:
         option["adopted"] = option["number"] in adopted
     return record
+
+
+def _polls(session: Session, polls: list[Poll]) -> dict[int, dict]:
+    """The records of these polls, by id, their options read at once."""
+    options: dict[int, list[PollOption]] = {p.id: [] for p in polls}
+    found = (
+        select(PollOption)
+        .where(PollOption.poll_id.in_(list(options)))
+        .order_by(PollOption.poll_id, PollOption.number)
+    )
+    for option in session.scalars(found):
+        options[option.poll_id].append(option)
+    return {p.id: _poll(session, p, options[p.id]) for p in polls}
 
 
 def _cards(session: Session, issues: list[Issue]) -> list[Card]:
@@ -189,6 +202,15 @@ def _cards(session: Session, issues: list[Issue]) -> list[Card]:
     last_poll: dict[int, Poll] = {}
     for poll in session.scalars(select(Poll).where(Poll.issue_id.in_(ids)).order_by(Poll.id)):
         last_poll[poll.issue_id] = poll
+    polls = _polls(session, list(last_poll.values()))
+    ratings = {
+        (issue_id, round_): (count, round(float(average), 2) if average is not None else None)
+        for issue_id, round_, count, average in session.execute(
+            select(Rating.issue_id, Rating.round, func.count(Rating.id), func.avg(Rating.score))
+            .where(Rating.issue_id.in_(ids))
+            .group_by(Rating.issue_id, Rating.round)
+        )
+    }
     items: dict[int, list[dict]] = {}
     for item in session.scalars(
         select(ActionItem).where(ActionItem.issue_id.in_(ids)).order_by(ActionItem.id)
@@ -206,8 +228,8 @@ def _cards(session: Session, issues: list[Issue]) -> list[Card]:
                 status=issue.status, stage=STAGE_OF[issue.status], created_at=issue.created_at,
                 households=households.get(issue.id, 0), threshold=thresholds[issue.scope_id], major=issue.major,
                 merged_into=issue.merged_into_id, referred_to=issue.referred_to,
-                poll=_poll(session, poll) if poll is not None else None, items=items.get(issue.id, []),
-                ratings=actions.ratings_of(session, issue.id, issue.rating_round),
+                poll=polls[poll.id] if poll is not None else None, items=items.get(issue.id, []),
+                ratings=ratings.get((issue.id, issue.rating_round), (0, None)),
             )
         )  # fmt: skip
     return cards
@@ -317,7 +339,7 @@ def issue(session: Session, community: Scope, issue_id: int) -> Full | None:
                 .order_by(Transition.id)
             )
         ],
-        polls=[_poll(session, p) for p in votes.polls_of(session, found.id)],
+        polls=list(_polls(session, votes.polls_of(session, found.id)).values()),
         items=items,
         comments=session.scalar(select(func.count(Comment.id)).where(Comment.issue_id == found.id, visible))
         or 0,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from flows import actions, audit, scopes, votes
 from flows.errors import Refused
-from storage.models import ActionItem, Comment, Issue, Poll, Scope, Support, Transition
+from storage.models import ActionItem, Comment, Issue, Poll, PollOption, Scope, Support, Transition
 
 CSV_FIELDS = (
     "id", "title", "scope", "status", "major", "supports", "supporting_households",
@@ -109,7 +109,8 @@ def record(session: Session, community_name: str | None, now: datetime) -> dict:
     }
 
 
-def poll_record(session: Session, poll: Poll) -> dict:
+def poll_record(session: Session, poll: Poll, options: list[PollOption] | None = None) -> dict:
+    """`options`: the poll's, where the caller has read them already (the board reads a page's at once)."""
     hidden = poll.secret and poll.closed_at is None  # a secret poll's count is known only at its close
     counted = votes.running_votes(session, poll) if poll.closed_at is None and not poll.secret else None
     return {
@@ -128,7 +129,7 @@ def poll_record(session: Session, poll: Poll) -> dict:
                 "label": o.label,
                 "votes": None if hidden else (counted.get(o.number, 0) if counted is not None else o.votes),
             }
-            for o in votes.options_of(session, poll)
+            for o in (options if options is not None else votes.options_of(session, poll))
         ],
         "outcome": poll.outcome,
     }

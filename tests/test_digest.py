@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -44,6 +45,16 @@ def test_the_committee_reads_a_daily_digest_at_eight_local(bot_en: TestBot) -> N
     assert f"The community's record stands at entry #{head.seq}, hash {head.hash}." in morning
     quiet = bot_en.say("/clock +1d")  # a day with nothing to say sends nothing
     assert "Digest" not in quiet
+    assert "https://" not in morning  # no public board served
+
+
+def test_a_digest_ends_with_the_link_to_the_public_board(bot_en: TestBot) -> None:
+    bot_en.app.config = replace(bot_en.app.config, public_url="https://yishi.example.org")
+    bot_en.say("/as 周书记")
+    busy_day(bot_en)
+    morning = bot_en.say("/clock +22h")
+    digest_ = morning[morning.index("[→ 周书记] Digest") :]
+    assert digest_.splitlines()[-1] == "https://yishi.example.org/c/1"
 
 
 def test_two_runs_plan_and_send_each_digest_once(bot_en: TestBot) -> None:
