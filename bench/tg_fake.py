@@ -18,17 +18,15 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import queue
-import threading
 import time
 import traceback
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
-from tests.fake_telegram import JSON, FakeTelegram, Params, _handler
+from tests.fake_telegram import JSON, FakeTelegram, Params, running
 
 START_TIMEOUT = 30.0
 
@@ -286,37 +284,6 @@ class _Residents:
             self.for_button[chat] = resident
             return
         self.after_answer[fake.press(resident, message_id, data)] = resident
-
-
-class _Server(ThreadingHTTPServer):
-    """As tests/fake_telegram.py `running` serves, with Telegram's patience for connections: a
-    listen backlog of 5 (socketserver's) drops some when a bot opens dozens at once."""
-
-    request_queue_size = 1024
-    daemon_threads = True
-
-
-@contextlib.contextmanager
-def running(fake: FakeTelegram) -> Iterator[FakeTelegram]:
-    server = _Server(("127.0.0.1", 0), _handler(fake))
-    fake.port = server.server_address[1]
-    fake._closing = False
-    threads = [
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True),
-        threading.Thread(target=fake._deliver, daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        yield fake
-    finally:
-        with fake.lock:
-            fake._closing = True
-            fake.changed.notify_all()
-        server.shutdown()
-        server.server_close()
-        for thread in threads:
-            thread.join()
 
 
 def _serve(conn: Connection, settings: dict[str, Any]) -> None:

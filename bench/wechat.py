@@ -13,17 +13,13 @@ answers a second, and the time to an answer then (which is 50 ÷ that rate, by L
 from __future__ import annotations
 
 import itertools
-import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlencode
@@ -38,9 +34,10 @@ from flows.messages import Incoming
 from handlers.dispatch import Dispatcher
 from storage.db import Database
 from storage.models import Invite, Person
-from storage.seal import BallotKey, new_key
-from tests.fake_wechat import APP_ID, APP_SECRET, TOKEN, FakeWeChat, read_reply, running, signed, xml
-from tests.harness import free_port
+from storage.seal import BallotKey
+from tests.fake_wechat import FakeWeChat, read_reply, running, signed, xml
+from tests.harness import BALLOT_KEY
+from tests.test_wechat import worker
 
 RESIDENTS = 50
 MESSAGES = 20  # each
@@ -48,7 +45,6 @@ TARGET_MS = 100.0
 YISHI = str(Path(sys.executable).with_name("yishi"))
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _MSG_IDS = itertools.count(1)  # each message its own MsgId (a repeat would be answered `success`)
-KEY_TEXT = new_key()  # the ballot key of the set-up and of the workers: no key file is made
 
 
 def _register() -> bytes:
@@ -61,7 +57,7 @@ def _prepare(db: Database) -> None:
     """The register, each resident joined on WeChat, and an issue with comments to look at."""
     with db.transaction() as session:
         register.import_file(session, _register(), NOW)
-    dispatcher = Dispatcher(db, FixedClock(NOW), BallotKey(KEY_TEXT))
+    dispatcher = Dispatcher(db, FixedClock(NOW), BallotKey(BALLOT_KEY))
     with db.transaction() as session:
         codes = dict(
             session.execute(
@@ -75,37 +71,6 @@ def _prepare(db: Database) -> None:
             dispatcher.handle(Incoming("wechat", "o0", "o0", text=line))
     for n in range(10):
         dispatcher.handle(Incoming("wechat", f"o{n}", f"o{n}", text=f"/comment 1 第{n}条意见"))
-
-
-@contextmanager
-def _worker(db: Database, fake: FakeWeChat) -> Iterator[str]:
-    port = free_port()
-    env = dict(
-        os.environ, DATABASE_URL=db.url, YISHI_BALLOT_KEY=KEY_TEXT, WECHAT_TOKEN=TOKEN, WECHAT_APP_ID=APP_ID,
-        WECHAT_APP_SECRET=APP_SECRET, WECHAT_API_URL=fake.api_url,
-    )  # fmt: skip
-    process = subprocess.Popen(
-        [YISHI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError("yishi serve did not start")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("yishi serve did not answer") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def _resident(
@@ -157,7 +122,7 @@ def _load(urls: list[str], fake: FakeWeChat, pause: float) -> Load:
 def _measure(db: Database, workers: int, where: str) -> list[Result]:
     _prepare(db)
     with running(FakeWeChat()) as fake, ExitStack() as stack:
-        urls = [stack.enter_context(_worker(db, fake)) for _ in range(workers)]
+        urls = [stack.enter_context(worker(db, fake)) for _ in range(workers)]
         people = _load(urls, fake, pause=1.0)
         flat_out = _load(urls, fake, pause=0.0)
     about = f"{RESIDENTS} residents × {MESSAGES}"

@@ -25,7 +25,6 @@ from storage.models import (
     Rating,
     Scope,
     Setting,
-    Support,
     Transition,
 )
 
@@ -192,13 +191,7 @@ def _polls(session: Session, polls: list[Poll]) -> dict[int, dict]:
 
 def _cards(session: Session, issues: list[Issue]) -> list[Card]:
     ids = [i.id for i in issues]
-    households = dict(
-        session.execute(
-            select(Support.issue_id, func.count(func.distinct(Support.household_id)))
-            .where(Support.issue_id.in_(ids))
-            .group_by(Support.issue_id)
-        ).all()
-    )
+    households = export.supporting_households(session, ids)
     last_poll: dict[int, Poll] = {}
     for poll in session.scalars(select(Poll).where(Poll.issue_id.in_(ids)).order_by(Poll.id)):
         last_poll[poll.issue_id] = poll

@@ -41,6 +41,17 @@ def community(session: Session, name: str | None) -> Scope:
     return found[0]
 
 
+def supporting_households(session: Session, ids: list[int]) -> dict[int, int]:
+    """How many households support each of these issues (the threshold counts households)."""
+    return dict(
+        session.execute(
+            select(Support.issue_id, func.count(func.distinct(Support.household_id)))
+            .where(Support.issue_id.in_(ids))
+            .group_by(Support.issue_id)
+        ).all()
+    )
+
+
 def record(session: Session, community_name: str | None, now: datetime) -> dict:
     root = community(session, community_name)
     issues = list(session.scalars(select(Issue).where(Issue.community_id == root.id).order_by(Issue.id)))
@@ -52,13 +63,7 @@ def record(session: Session, community_name: str | None, now: datetime) -> dict:
             .group_by(Support.issue_id)
         ).all()
     )
-    households = dict(
-        session.execute(
-            select(Support.issue_id, func.count(func.distinct(Support.household_id)))
-            .where(Support.issue_id.in_(ids))
-            .group_by(Support.issue_id)
-        ).all()
-    )
+    households = supporting_households(session, ids)
     comments = dict(
         session.execute(
             select(Comment.issue_id, func.count(Comment.id))

@@ -1197,9 +1197,17 @@ def _handler(fake: FakeTelegram) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    """With Telegram's patience for connections: a listen backlog of 5 (socketserver's) drops some
+    when a bot opens dozens at once (the benchmarks' crowds)."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 @contextmanager
 def running(fake: FakeTelegram) -> Iterator[FakeTelegram]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server = _Server(("127.0.0.1", 0), _handler(fake))
     fake.port = server.server_address[1]
     fake._closing = False
     threads = [

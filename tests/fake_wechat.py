@@ -22,11 +22,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from wechatpy.crypto import WeChatCrypto
+
+from tests.harness import http_fake
 
 APP_ID, APP_SECRET = "wx0123456789abcdef", "fake-app-secret-0123456789"
 TOKEN = "callback-token-0123"  # the callback's token, set in WeChat's console
@@ -175,16 +177,9 @@ def _handler(fake: FakeWeChat) -> type[BaseHTTPRequestHandler]:
 
 @contextmanager
 def running(fake: FakeWeChat) -> Iterator[FakeWeChat]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    fake.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with http_fake(_handler(fake)) as base:
+        fake.base = base
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # --- callbacks, as WeChat sends them -----------------------------------------------------------

@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
+
+from tests.harness import http_fake
 
 PATH = "/cgi-bin/webhook/send"
 LIMITS = {"text": 2048, "markdown": 4096}
@@ -115,13 +117,6 @@ def _handler(fake: FakeWeCom) -> type[BaseHTTPRequestHandler]:
 
 @contextmanager
 def running(fake: FakeWeCom) -> Iterator[FakeWeCom]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    fake.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with http_fake(_handler(fake)) as base:
+        fake.base = base
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()

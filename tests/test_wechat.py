@@ -7,6 +7,7 @@ import itertools
 import os
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -293,26 +294,27 @@ def test_the_menu_is_installed_and_its_clicks_run_commands(bot: TestBot) -> None
 
 @contextmanager
 def worker(db: Database, fake: FakeWeChat) -> Iterator[str]:
-    """A `yishi serve` process for the Official Account; its URL once it answers."""
+    """A `yishi serve` process for the Official Account; its URL once it answers. What it logs goes
+    to a file (a pipe nobody reads would fill up under load and stop it)."""
     port = free_port()
     env = dict(
         os.environ, DATABASE_URL=db.url, YISHI_BALLOT_KEY=BALLOT_KEY, WECHAT_TOKEN=TOKEN, WECHAT_APP_ID=APP_ID,
         WECHAT_APP_SECRET=APP_SECRET, WECHAT_API_URL=fake.api_url,
     )  # fmt: skip
-    process = subprocess.Popen(
-        [YISHI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for(lambda: process.poll() is not None or _answers(port), "yishi serve to start", 30)
-        assert process.poll() is None, process.communicate()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            [YISHI, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=log, text=True,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: process.poll() is not None or _answers(port), "yishi serve to start", 30)
+            if process.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"yishi serve stopped: {log.read()[-2000:]}")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(30)
 
 
 def _answers(port: int) -> bool:
