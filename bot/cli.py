@@ -48,17 +48,25 @@ def _parser() -> argparse.ArgumentParser:
     demo_.add_argument("--no-board", action="store_true", help="the console alone, without serving the board")
     sub.add_parser("console", parents=[common], help="interactive, or a script on stdin (one message a line)")
     imp = sub.add_parser(
-        "import", parents=[common], help="import the register: community,area,grid,building,room,name,role"
+        "import",
+        parents=[common],
+        help="import the register (columns community,area,grid,building,room,name,role): an Excel "
+        "workbook (.xlsx, its first sheet) or CSV in UTF-8 or GB18030",
     )
-    imp.add_argument("file", metavar="REGISTER.csv")
+    imp.add_argument("file", metavar="REGISTER")
+    imp.add_argument("--dry-run", action="store_true", help="say what would change, and write nothing")
     inv = sub.add_parser(
         "invites", parents=[common, with_community], help="invite codes: name,building,room,code"
     )
     inv.add_argument(
         "--format",
-        choices=("csv", "links"),
+        choices=("csv", "links", "html"),
         default="csv",
-        help="csv: name,building,room,code; links: name,building,room,link (Telegram deep links)",
+        help="csv: name,building,room,code; links: name,building,room,link (Telegram deep links); "
+        "html: slips to print (A4), with QR codes of the deep links where the bot is configured",
+    )
+    inv.add_argument(
+        "--building", metavar="B", help="only the people of building B (the slips a leader hands out)"
     )
     inv.add_argument(
         "--reissue",
@@ -208,17 +216,24 @@ def _console(args: argparse.Namespace, config: Config, t: Translator) -> int:
 
 
 @contextlib.contextmanager
-def _session(config: Config) -> Iterator[Session]:
-    """One transaction on the configured database; its connections closed after it (a command is
-    also run within a process, by the tests)."""
+def _session(config: Config, rolled_back: bool = False) -> Iterator[Session]:
+    """One transaction on the configured database, committed (or, `rolled_back`, undone: a dry
+    run); its connections closed after it (a command is also run within a process, by the tests)."""
     from storage.db import Database
     from storage.migrate import require_current
 
     db = Database(config.database_url)
     try:
         require_current(db.engine)
-        with db.transaction() as session:
-            yield session
+        if rolled_back:
+            with db.sessions() as session:
+                try:
+                    yield session
+                finally:
+                    session.rollback()
+        else:
+            with db.transaction() as session:
+                yield session
     finally:
         db.dispose()
 
@@ -242,7 +257,7 @@ def _import(args: argparse.Namespace, config: Config, t: Translator) -> int:
         print(t("Cannot read {file}: {reason}", file=args.file, reason=reason), file=sys.stderr)
         return 2
     try:
-        with _session(config) as session:
+        with _session(config, rolled_back=args.dry_run) as session:
             summary = register.import_file(session, data, Clock().now())
     except register.RegisterInvalid as invalid:
         print(t("{file} was not imported; nothing changed:", file=args.file), file=sys.stderr)
@@ -252,9 +267,16 @@ def _import(args: argparse.Namespace, config: Config, t: Translator) -> int:
                 file=sys.stderr,
             )
         return 2
+    said = (
+        N_(
+            "A dry run, nothing written: {added} would be added, {updated} updated, {unchanged} unchanged, {moved} moved out."
+        )
+        if args.dry_run
+        else N_("Imported: {added} added, {updated} updated, {unchanged} unchanged, {moved} moved out.")
+    )
     print(
         t(
-            "Imported: {added} added, {updated} updated, {unchanged} unchanged, {moved} moved out.",
+            said,
             added=summary.added,
             updated=summary.updated,
             unchanged=summary.unchanged,
@@ -265,7 +287,7 @@ def _import(args: argparse.Namespace, config: Config, t: Translator) -> int:
 
 
 def _invites(args: argparse.Namespace, config: Config, t: Translator) -> int:
-    from flows import invites, people
+    from flows import invites, people, settings
     from flows.clock import Clock
     from flows.export import community
 
@@ -284,6 +306,18 @@ def _invites(args: argparse.Namespace, config: Config, t: Translator) -> int:
         return 0
     with _session(config) as session:
         rows = invites.open_codes(session, args.community)
+        root = community(session, args.community)
+        locale = str(settings.get(session, root.id, "locale", config.locale))
+    if args.building:
+        rows = [row for row in rows if row[1] == args.building]
+        if not rows:
+            print(
+                t("Nobody in building {building} has an unused code.", building=args.building),
+                file=sys.stderr,
+            )
+            return 1
+    if args.format == "html":
+        return _slips(config, t, root.name, rows, locale)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if args.format == "links":
@@ -305,6 +339,34 @@ def _invites(args: argparse.Namespace, config: Config, t: Translator) -> int:
         writer.writerow(["name", "building", "room", "code"])
         writer.writerows(rows)
     sys.stdout.write(out.getvalue())
+    return 0
+
+
+def _slips(
+    config: Config, t: Translator, community: str, rows: list[tuple[str, str, str, str]], locale: str
+) -> int:
+    """The slips to print, on stdout; with the Telegram deep links' QR codes where the bot is configured."""
+    from bot import slips
+
+    link_for = None
+    if config.telegram_token:
+        import asyncio
+
+        from bot.channels import ChannelUnavailable
+        from bot.channels.telegram.runner import username
+        from bot.channels.telegram.sender import deep_link
+
+        try:
+            bot = asyncio.run(username(config))
+        except ChannelUnavailable as exc:
+            _channel_unavailable(t, exc)
+            return 1
+
+        def link_for(code: str) -> str:
+            return deep_link(bot, f"join_{code}")
+
+    made = slips.slips(rows, link_for)
+    sys.stdout.write(slips.page(community, made, config.wechat_account_name, locale))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The register (居民名册): import from CSV, matched by (community, building, room, name).
+"""The register (居民名册): import from a workbook or CSV, matched by (community, building, room, name).
 
 A file is checked whole before anything is written: one bad line refuses it all, naming
 the line and the reason. Re-importing the same file changes nothing; people of the file's
@@ -7,8 +7,6 @@ communities missing from it are marked moved out (history kept, accounts unbound
 
 from __future__ import annotations
 
-import csv
-import io
 import secrets
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -16,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from flows import audit, scopes
+from flows import audit, scopes, sheets
 from flows.errors import Refused
 from storage.models import Account, DialogState, Household, Invite, Person, Scope
 
@@ -65,16 +63,6 @@ class Summary:
     moved_out: int = 0
 
 
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise RegisterInvalid(
-            [(line, Refused('The file is not UTF-8 text. Save it as "CSV UTF-8" and import it again.'))]
-        ) from None
-
-
 def _check_row(line: int, values: dict[str, str]) -> tuple[Row | None, list[Refused]]:
     problems = []
     v = {k: " ".join((values.get(k) or "").split()) for k in COLUMNS}
@@ -109,11 +97,14 @@ def _check_row(line: int, values: dict[str, str]) -> tuple[Row | None, list[Refu
 
 
 def parse(data: bytes) -> list[Row]:
-    text = _decode(data)
-    if not text.strip():
+    """The people of a register file (a workbook or CSV: `flows.sheets`), each checked; refused whole."""
+    try:
+        table = sheets.read(data)
+    except sheets.Unreadable as exc:
+        raise RegisterInvalid(exc.problems) from None
+    header = table.header
+    if not any(header):
         raise RegisterInvalid([(1, Refused("The file is empty."))])
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise RegisterInvalid(
@@ -129,23 +120,22 @@ def parse(data: bytes) -> list[Row]:
                 )
             ]
         )
-    reader.fieldnames = header
     rows: list[Row] = []
     problems: list[tuple[int, Refused]] = []
     seen: dict[tuple[str, str], int] = {}
     building_at: dict[tuple[str, str], tuple[str, str, int]] = {}
     try:
-        for record in reader:
-            line = reader.line_num
-            extra = record.pop(None, None)  # type: ignore[call-overload]
-            if extra or any(v is None for v in record.values()):
+        for line, cells in table.rows:
+            if not cells:  # an empty line
+                continue
+            if len(cells) != len(header):
                 problems.append(
                     (line, Refused("The line does not have the {m} fields of the header.", m=len(header)))
                 )
                 continue
-            if not any((v or "").strip() for v in record.values()):
+            if not any(c.strip() for c in cells):
                 continue
-            row, errs = _check_row(line, record)
+            row, errs = _check_row(line, dict(zip(header, cells, strict=True)))
             problems.extend((line, e) for e in errs)
             if row is None:
                 continue
@@ -171,10 +161,10 @@ def parse(data: bytes) -> list[Row]:
                     )
                     continue
             rows.append(row)
-    except csv.Error as exc:
-        problems.append((reader.line_num, Refused("The line is not valid CSV: {reason}.", reason=str(exc))))
+    except sheets.Unreadable as exc:  # cells that cannot be read (a date): with the other problems
+        problems.extend(exc.problems)
     if problems:
-        raise RegisterInvalid(problems)
+        raise RegisterInvalid(sorted(problems, key=lambda p: p[0]))
     if not rows:
         raise RegisterInvalid([(1, Refused("The file has no people in it."))])
     return rows

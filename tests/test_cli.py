@@ -228,10 +228,10 @@ BAD = "community,area,grid,building,room,name,role\n梧桐社区,东片区,东�
             "en",
             "line 3: Unknown role mayor",
         ),
-        (BAD.encode("gbk"), "en", "line 2: The file is not UTF-8"),
+        (BAD.encode("utf-16"), "en", "line 1: The file is neither UTF-8 nor GB18030"),
         ((BAD + "梧桐社区,东片区,东一网格,,,王五,resident\n").encode(), "zh_CN", "第 3 行"),
     ],
-    ids=["unknown-role", "gbk", "in-chinese"],
+    ids=["unknown-role", "utf-16", "in-chinese"],
 )
 def test_a_bad_file_is_refused_naming_the_line_and_nothing_is_written(
     imported: Path, tmp_path: Path, data: bytes, locale: str, expected: str

@@ -365,7 +365,7 @@ BAD_FILES = {
     "building under two grids": (csv_bytes(GOOD, "梧桐社区,东片区,东二网格,1栋,102,李伟,resident"), 3, "under another grid on line 2"),
     "name too long": (csv_bytes(GOOD, "梧桐社区,东片区,东一网格,1栋,102," + "李" * 101 + ",resident"), 3, "longer than 100"),
     "room too long for the schema": (csv_bytes(GOOD, "梧桐社区,东片区,东一网格,1栋," + "1" * 33 + ",李伟,resident"), 3, "room is longer than 32"),
-    "GBK bytes": ((HEADER + "\n" + GOOD + "\n").encode("gbk"), 2, "not UTF-8"),
+    "UTF-16 bytes": ((HEADER + "\n" + GOOD + "\n").encode("utf-16"), 1, "neither UTF-8 nor GB18030"),
     "GBK bytes further down": (HEADER.encode() + b"\n" + GOOD.encode() + b"\n" + GOOD.replace("101", "102").encode("gbk") + b"\n", 3, "not UTF-8"),
     "empty file": (b"", 1, "The file is empty."),
     "header only": (csv_bytes(), 1, "no people"),
