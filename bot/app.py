@@ -174,8 +174,10 @@ class App:
         now = self.clock.now()
         if self._audited is not None and now - self._audited < AUDIT_EVERY:
             return
+        with self.db.reading() as session:
+            found = audit.verdicts(session)
         with self.db.transaction() as session:
-            audit.record_checks(session, now)
+            audit.record_checks(session, found, now)
         self._audited = now
 
     def deliver(

@@ -319,17 +319,18 @@ def _walk(session: Session, chain: AuditChain, name: str) -> Verdict:
 # --- the public board's view of the chain ---------------------------------------------------------
 
 
-def record_checks(session: Session, at: datetime) -> None:
-    """Verify every community's chain and keep the verdicts (`AuditCheck`): the public board shows
-    the last one, with its time, instead of walking a long chain at every page view."""
+def verdicts(session: Session) -> dict[int, Verdict]:
+    """Each community's chain verified (in a reading transaction: a long walk holds up no writer)."""
     communities = session.scalars(select(Scope.id).where(Scope.level == "community")).all()
-    for community_id in communities:
-        verdict = verify(session, community_id)[0]
-        values = {
-            "checked_at": at, "rows": verdict.rows, "head_seq": verdict.head.seq, "head_hash": verdict.head.hash,
-            "broken": verdict.broken, "reason": verdict.reason,
-        }  # fmt: skip
-        # two clocks at once: the first verdict stands, the second overwrites it (the same walk)
+    return {community_id: verify(session, community_id)[0] for community_id in communities}
+
+
+def record_checks(session: Session, found: dict[int, Verdict], at: datetime) -> None:
+    """Keep the verdicts (`AuditCheck`): the public board shows the last one, with its time,
+    instead of walking a long chain at every page view."""
+    for community_id, verdict in found.items():
+        values = {"checked_at": at, "rows": verdict.rows, "broken": verdict.broken, "reason": verdict.reason}
+        # two clocks at once: each writes the verdict of its own walk, the later one last
         if not insert_new(
             session, AuditCheck.__table__, {"community_id": community_id, **values}, ("community_id",)
         ):
@@ -342,19 +343,24 @@ def last_check(session: Session, community_id: int) -> AuditCheck | None:
 
 @dataclass(frozen=True)
 class Found:
-    """A row of the community's chain: its place and time (what a resident holding its hash asks)."""
+    """A row of the community's record: its place in its chain and its time (what a resident
+    holding its hash asks)."""
 
     seq: int
     at: datetime
-    action: str
+
+
+def normal_hash(text: str) -> str:
+    """A hash as a resident may type or paste it: spaces around, capital letters."""
+    return text.strip().lower()
 
 
 def find(session: Session, community_id: int, hash_: str) -> Found | None:
-    """The row of the community's chain with this hash, if there is one."""
+    """The community's row with this hash, in its chain or in the frozen one of before."""
     row = session.execute(
-        select(AuditLog.seq, AuditLog.at, AuditLog.action)
-        .join(AuditChain, AuditChain.id == AuditLog.chain_id)
-        .where(AuditLog.hash == hash_.strip().lower(), AuditChain.community_id == community_id)
+        select(AuditLog.seq, AuditLog.at).where(
+            AuditLog.hash == normal_hash(hash_), AuditLog.community_id == community_id
+        )
     ).first()
     return Found(*row) if row is not None else None
 
@@ -363,12 +369,12 @@ def closing_row(session: Session, issue_id: int, poll_id: int) -> tuple[Found, s
     """The row that recorded a poll's close (the issue's move to the vote's outcome), with its
     hash: printed on the notice, for a resident to look up."""
     rows = session.execute(
-        select(AuditLog.seq, AuditLog.at, AuditLog.action, AuditLog.hash, AuditLog.detail)
+        select(AuditLog.seq, AuditLog.at, AuditLog.hash, AuditLog.detail)
         .where(AuditLog.issue_id == issue_id, AuditLog.action == "status")
         .order_by(AuditLog.id)
     ).all()
-    for seq, at, action, hash_, detail in rows:
+    for seq, at, hash_, detail in rows:
         closing = isinstance(detail, dict) and detail.get("from") == "voting"
         if closing and detail.get("poll") == poll_id:
-            return Found(seq, at, action), hash_
+            return Found(seq, at), hash_
     return None

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from flows import audit, export, scopes, settings, votes
+from flows import audit, counting, export, scopes, settings, votes
 from locales import N_
 from storage.models import (
     ActionItem,
@@ -60,7 +60,7 @@ STATUS_LABELS = {
     "no_quorum": N_("Not enough votes (no quorum)"),
     "expired": N_("Not enough support in time"),
     "withdrawn": N_("Withdrawn by its author"),
-    "merged": N_("Merged into #{id}"),
+    "merged": N_("Merged into #{n}"),
     "referred": N_("Referred to {body}"),
 }
 OUTCOME_LABELS = {  # what a closed vote decided
@@ -92,7 +92,7 @@ def find(session: Session, address: str) -> Scope | None:
     community_id = session.scalar(
         select(Setting.community_id).where(Setting.key == "slug", Setting.value == address)
     )
-    if community_id is None and address.isdigit():
+    if community_id is None and address.isascii() and address.isdecimal() and len(address) <= 9:
         community_id = int(address)
     community = session.get(Scope, community_id) if community_id is not None else None
     return community if community is not None and community.level == "community" else None
@@ -100,7 +100,6 @@ def find(session: Session, address: str) -> Scope | None:
 
 @dataclass(frozen=True)
 class Community:
-    id: int
     name: str
     slug: str
     issues: int
@@ -111,7 +110,7 @@ def communities(session: Session) -> list[Community]:
         session.execute(select(Issue.community_id, func.count(Issue.id)).group_by(Issue.community_id)).all()
     )
     return [
-        Community(c.id, c.name, slug(session, c.id), counts.get(c.id, 0))
+        Community(c.name, slug(session, c.id), counts.get(c.id, 0))
         for c in session.scalars(select(Scope).where(Scope.level == "community").order_by(Scope.id))
     ]
 
@@ -160,9 +159,7 @@ def _poll(session: Session, poll: Poll, options: list[PollOption]) -> dict:
     whether it was a major matter and the rule it was counted by."""
     record = export.poll_record(session, poll, options)
     adopted = {o.number for o in options if o.adopted} if poll.closed_at else set()
-    rules = poll.rules or {}
-    quorum, passing = (rules.get("major_quorum"), rules.get("major_pass")) if poll.major else (
-        rules.get("quorum"), rules.get("pass"))  # fmt: skip
+    quorum, passing = counting.applicable(poll.rules, poll.major)
     record |= {
         "major": poll.major,
         "quorum_rule": quorum,
@@ -296,6 +293,12 @@ class Full:
     details: str | None
     photo: bool
 
+    @property
+    def decided(self) -> dict | None:
+        """The vote that decided the issue, for its notice: its last vote, once closed (a vote
+        running again after one that failed has decided nothing yet)."""
+        return self.polls[-1] if self.polls and self.polls[-1]["closed"] else None
+
 
 def issue(session: Session, community: Scope, issue_id: int) -> Full | None:
     found = session.get(Issue, issue_id)
@@ -308,10 +311,12 @@ def issue(session: Session, community: Scope, issue_id: int) -> Full | None:
         .where(ItemUpdate.item_id.in_([i["id"] for i in items]))
         .order_by(ItemUpdate.id)
     ).all()
-    for item in items:
-        item["updates"] = [(u.progress, u.text, u.at) for u in updates if u.item_id == item["id"]]
-    visible = Comment.state.in_(("visible", "kept"))
     public = settings.get(session, community.id, "public_comments") == "on"
+    for item in items:  # an owner's report is free text, as a comment is: its words only where shown
+        item["updates"] = [
+            (u.progress, u.text if public else "", u.at) for u in updates if u.item_id == item["id"]
+        ]
+    visible = Comment.state.in_(("visible", "kept"))
     texts = None
     if public:
         texts = [
@@ -365,9 +370,8 @@ def notice(session: Session, community: Scope, issue_id: int) -> Notice | None:
     full = issue(session, community, issue_id)
     if full is None:
         return None
-    closed = [p for p in full.polls if p["closed"]]
-    if not closed:
+    poll = full.decided
+    if poll is None:
         return None
-    poll = closed[-1]
     row = audit.closing_row(session, issue_id, poll["id"])
     return Notice(full, poll, row[0] if row else None, row[1] if row else None)

@@ -57,6 +57,11 @@ class Result:
     adopted: tuple[int, ...]  # option numbers adopted (approve: 1 when passed)
 
 
+def applicable(rules: dict[str, str], major: bool) -> tuple[str, str]:
+    """The quorum and pass rules a poll is counted by: a major matter's own where it is one."""
+    return rules["major_quorum" if major else "quorum"], rules["major_pass" if major else "pass"]
+
+
 def decide(
     kind: str,
     eligible: int,
@@ -67,8 +72,7 @@ def decide(
     k: int = 1,
 ) -> Result:
     """The outcome of a poll from E, T and each option's votes (approve: 1 同意, 2 反对, 3 弃权)."""
-    quorum = Rule.parse(rules["major_quorum" if major else "quorum"])
-    passing = Rule.parse(rules["major_pass" if major else "pass"])
+    quorum, passing = (Rule.parse(r) for r in applicable(rules, major))
     if not quorum.met(turnout, eligible):
         return Result("no_quorum", False, ())
     if kind == "approve":

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flows import counting, votes
 from flows import issues as issue_flow
-from flows import votes
 from flows.errors import Refused
 from flows.messages import Option, Reply
 from flows.numbers import whole
@@ -125,7 +125,7 @@ def _confirm_prompt(ctx: Ctx, data: dict) -> Reply:
     tz = ctx.timezone(issue.community_id)
     rules = votes.rules_of(ctx.session, issue.community_id)
     major = issue.major
-    quorum, passing = rules["major_quorum" if major else "quorum"], rules["major_pass" if major else "pass"]
+    quorum, passing = counting.applicable(rules, major)
     e = data["eligible"]
     ballots, counted = fmt.BALLOT_NAMES[data["secret"]], fmt.UNIT_NAMES[data["unit"]]
     lines = [

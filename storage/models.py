@@ -418,8 +418,6 @@ class AuditCheck(Base):
     community_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"), primary_key=True)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
     rows: Mapped[int] = mapped_column(Integer)  # rows walked
-    head_seq: Mapped[int] = mapped_column(Integer)
-    head_hash: Mapped[str] = mapped_column(String(64))
     broken: Mapped[int | None] = mapped_column(Integer)  # the place of the first row that does not hold
     reason: Mapped[str] = mapped_column(String(100), default="")
 

@@ -78,10 +78,66 @@ def test_the_board_shows_the_issues_by_stage_with_their_support_vote_and_tasks(b
             "每户一票",
             "记名投票",
             "50%",
-            "已联系维保公司",
         ):
             assert fragment in shown, fragment
         assert "居民评论 0 条" in shown and "打印张贴在楼栋公告栏的公示" in shown
+        assert "已联系维保公司" not in shown  # the owner's words, as residents' are, only where shown
+        by_building = page_text(site.get("/c/1", params={"scope": building_of(bot, "2栋")}).text)
+        assert "全部 0" in by_building and "1栋电梯经常停运" not in by_building
+        by_grid = page_text(site.get("/c/1", params={"scope": building_of(bot, "东一网格")}).text)
+        assert "全部 2" in by_grid and "1栋电梯经常停运" in by_grid and "2栋门禁坏了" in by_grid
+    with bot.db.transaction() as session:
+        community_settings.put(session, 1, "public_comments", "on")
+    with board(bot) as site:
+        assert "已联系维保公司" in page_text(site.get("/c/1/issues/1").text)
+
+
+def building_of(bot: TestBot, name: str) -> int:
+    with bot.db.transaction() as session:
+        found = session.scalar(select(Scope.id).where(Scope.name == name))
+        assert found is not None
+        return found
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["/c/99999999999999999999999", "/c/²", "/c/١", "/c/1/issues/99999999999999999999",
+     "/c/1/issues/99999999999999999999/photo", "/c/1/issues/99999999999/notice", "/c/1/record.xml", "/c/-1"],
+)  # fmt: skip
+def test_an_address_no_page_has_is_the_404_page(bot: TestBot, address: str) -> None:
+    with board(bot) as site:
+        missing = site.get(address)
+    assert missing.status_code == 404 and "找不到页面" in missing.text
+
+
+@pytest.mark.parametrize(
+    ("header", "shown"),
+    [
+        ("en; q=0.5, zh;q=0.9", "办理中"),
+        ("en;q=0, zh-CN", "办理中"),
+        ("en;q=nan, zh", "办理中"),
+        ("en;q=inf, zh;q=0.1", "办理中"),
+        ("fr, en-US;q=0.8", "Being carried out"),
+        ("", "办理中"),
+    ],
+)
+def test_the_browsers_language_is_read_as_browsers_send_it(bot: TestBot, header: str, shown: str) -> None:
+    with board(bot) as site:
+        assert shown in page_text(site.get("/c/1", headers={"Accept-Language": header}).text)
+
+
+def test_a_vote_without_quorum_has_a_notice_until_a_second_vote_opens(bot: TestBot) -> None:
+    discussing(bot)
+    open_vote(bot, "1", "3d", "1", "1", "1")
+    bot.say("/closevote 1", as_="孙丽华")  # nobody voted
+    assert bot.issue(1).status == "no_quorum"
+    with board(bot) as site:
+        assert "表决无效：参加人数不足" in page_text(site.get("/c/1/issues/1/notice").text)
+    open_vote(bot, "1", "3d", "1", "1", "1")
+    assert bot.issue(1).status == "voting"
+    with board(bot) as site:
+        assert site.get("/c/1/issues/1/notice").status_code == 404  # the second vote decides
+        assert "公示" not in page_text(site.get("/c/1/issues/1").text).split("经过")[0]
 
 
 def test_the_notice_carries_the_rule_the_result_the_tasks_and_the_hash_a_resident_can_look_up(

@@ -29,6 +29,7 @@ from bot.app import App
 from bot.board import charts
 from flows import audit, board, export, settings
 from flows.when import local
+from handlers.format import rule_words
 from locales import DEFAULT_LOCALE, LANGUAGES, Translator
 from storage.models import Scope
 
@@ -61,12 +62,17 @@ def chosen_locale(request: Request, fallback: str) -> tuple[str, bool]:
         return asked, True
     wanted = []
     for n, part in enumerate(request.headers.get("accept-language", "").split(",")):
-        tag, _, q = part.strip().partition(";q=")
-        try:
-            weight = float(q) if q else 1.0
-        except ValueError:
-            continue
-        wanted.append((-weight, n, tag.strip().lower()))
+        tag, *params = (p.strip() for p in part.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if 0 < weight <= 1:  # q=0: not wanted; a weight that is no number in (0, 1]: ignored
+            wanted.append((-weight, n, tag.lower()))
     for _, _, tag in sorted(wanted):
         if tag.startswith("zh"):
             return "zh_CN", False
@@ -101,20 +107,15 @@ class View:
         return local(at, self.tz)[:10] if at is not None else ""
 
     def status(self, card: board.Card) -> str:
-        return self.t(
-            board.STATUS_LABELS[card.status], id=card.merged_into or "", body=card.referred_to or ""
-        )
+        return self.label(card.status, card)
 
-    def rule(self, text: str | None) -> str:
+    def label(self, status: str, card: board.Card) -> str:
+        """A status as the board names it (a merged issue names the one it went into)."""
+        return self.t(board.STATUS_LABELS[status], n=card.merged_into or "", body=card.referred_to or "")
+
+    def rule(self, text: str) -> str:
         """A counting rule (">1/2", ">=2/3") in words."""
-        if not text:
-            return ""
-        share = text.lstrip(">=")
-        return (
-            self.t("at least {share}", share=share)
-            if text.startswith(">=")
-            else self.t("more than {share}", share=share)
-        )
+        return rule_words(self.t, text)
 
     def percent(self, share: float) -> str:
         return f"{round(share * 100)}%"
@@ -176,15 +177,16 @@ def routes(core: App) -> list[Route]:
             scope = next((s for s in scopes if str(s.id) == scope_param), None)
             found = board.page(session, community, stage, scope, number)
             places = [(s.id, s.level, s.name) for s in scopes]
+            chosen = scope.id if scope else None
         return page(
             request, "board.html", community, where, slug=slug, found=found, stage=stage,
-            scope=scope.id if scope else None, places=places,
+            scope=chosen, places=places,
         )  # fmt: skip
 
     def one_issue(request: Request) -> Response:
         with core.db.reading() as session:
             community, slug, where = community_of(session, request)
-            found = board.issue(session, community, request.path_params["id"])
+            found = board.issue(session, community, _issue_id(request))
         if found is None:
             raise HTTPException(404)
         return page(request, "issue.html", community, where, slug=slug, full=found, card=found.card)
@@ -192,39 +194,43 @@ def routes(core: App) -> list[Route]:
     def issue_photo(request: Request) -> Response:
         with core.db.reading() as session:
             community, _, _ = community_of(session, request)
-            found = board.photo(session, community, request.path_params["id"])
+            found = board.photo(session, community, _issue_id(request))
             if found is None:
                 raise HTTPException(404)
             data, mime = found.data, found.mime
-        return Response(data, media_type=mime, headers={"Cache-Control": PHOTO_CACHE})
+        headers = {"Cache-Control": PHOTO_CACHE, "X-Content-Type-Options": "nosniff"}
+        return Response(data, media_type=mime, headers=headers)
 
     def issue_notice(request: Request) -> Response:
         with core.db.reading() as session:
             community, slug, where = community_of(session, request)
-            found = board.notice(session, community, request.path_params["id"])
+            found = board.notice(session, community, _issue_id(request))
         if found is None:
             raise HTTPException(404)
         link = _absolute(request, config.public_url, f"/c/{slug}/issues/{found.full.card.id}")
         qr = Markup(segno.make(link, error="m").svg_inline(scale=3, omitsize=False))
-        return page(
+        shown = page(
             request, "notice.html", community, where, slug=slug, notice=found, card=found.full.card, poll=found.poll,
             link=link, qr=qr,
         )  # fmt: skip
+        if not config.public_url:  # its link is the address it was asked at: no shared cache keeps it
+            shown.headers["Cache-Control"] = "private, max-age=30"
+        return shown
 
     def record(request: Request) -> Response:
         fmt = request.path_params["format"]
+        if fmt not in ("json", "csv"):
+            raise HTTPException(404)
         with core.db.reading() as session:
             community, _, _ = community_of(session, request)
             data = export.record(session, community.name, core.clock.now())
         headers = {"Cache-Control": CACHE}
         if fmt == "json":
             return JSONResponse(data, headers=headers)
-        if fmt == "csv":
-            return Response(export.to_csv(data), media_type="text/csv; charset=utf-8", headers=headers)
-        raise HTTPException(404)
+        return Response(export.to_csv(data), media_type="text/csv; charset=utf-8", headers=headers)
 
     def audit_page(request: Request) -> Response:
-        held = request.query_params.get("hash", "").strip().lower()
+        held = audit.normal_hash(request.query_params.get("hash", ""))
         with core.db.reading() as session:
             community, slug, where = community_of(session, request)
             head = audit.head(session, community.id)
@@ -246,6 +252,14 @@ def routes(core: App) -> list[Route]:
         Route("/c/{slug}/record.{format}", record),
         Route("/c/{slug}/audit", audit_page),
     ]
+
+
+def _issue_id(request: Request) -> int:
+    """The issue's number in the address; one no issue can have is a 404, not a database error."""
+    number = int(request.path_params["id"])
+    if number > 2**31 - 1:
+        raise HTTPException(404)
+    return number
 
 
 def not_found(core: App) -> Callable[[Request, Exception], Response]:

@@ -29,8 +29,6 @@ def upgrade() -> None:
         sa.Column("community_id", sa.Integer(), nullable=False),
         sa.Column("checked_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("rows", sa.Integer(), nullable=False),
-        sa.Column("head_seq", sa.Integer(), nullable=False),
-        sa.Column("head_hash", sa.String(length=64), nullable=False),
         sa.Column("broken", sa.Integer(), nullable=True),
         sa.Column("reason", sa.String(length=100), nullable=False),
         sa.ForeignKeyConstraint(
