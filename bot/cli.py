@@ -229,6 +229,7 @@ def _session(config: Config, rolled_back: bool = False) -> Iterator[Session]:
             with db.sessions() as session:
                 try:
                     yield session
+                    session.flush()  # what a commit would write first, tried as it would be
                 finally:
                     session.rollback()
         else:
@@ -274,6 +275,14 @@ def _import(args: argparse.Namespace, config: Config, t: Translator) -> int:
         if args.dry_run
         else N_("Imported: {added} added, {updated} updated, {unchanged} unchanged, {moved} moved out.")
     )
+    if args.dry_run:
+        kinds = {
+            "added": N_("would be added"),
+            "updated": N_("would be updated"),
+            "moved out": N_("would move out"),
+        }
+        for kind, who in summary.changes:
+            print(f"{who}: {t(kinds[kind])}")
     print(
         t(
             said,
@@ -321,17 +330,11 @@ def _invites(args: argparse.Namespace, config: Config, t: Translator) -> int:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if args.format == "links":
-        import asyncio
-
-        from bot.channels import ChannelUnavailable
-        from bot.channels.telegram.runner import username
         from bot.channels.telegram.sender import deep_link
 
         _need_token(config)
-        try:
-            bot = asyncio.run(username(config))
-        except ChannelUnavailable as exc:
-            _channel_unavailable(t, exc)
+        bot = _bot_username(config, t)
+        if bot is None:
             return 1
         writer.writerow(["name", "building", "room", "link"])
         writer.writerows((*row[:3], deep_link(bot, f"join_{row[3]}")) for row in rows)
@@ -342,6 +345,21 @@ def _invites(args: argparse.Namespace, config: Config, t: Translator) -> int:
     return 0
 
 
+def _bot_username(config: Config, t: Translator) -> str | None:
+    """The bot's username, from Telegram (deep links name it); None where Telegram cannot be asked,
+    said why on stderr."""
+    import asyncio
+
+    from bot.channels import ChannelUnavailable
+    from bot.channels.telegram.runner import username
+
+    try:
+        return asyncio.run(username(config))
+    except ChannelUnavailable as exc:
+        _channel_unavailable(t, exc)
+        return None
+
+
 def _slips(
     config: Config, t: Translator, community: str, rows: list[tuple[str, str, str, str]], locale: str
 ) -> int:
@@ -349,22 +367,28 @@ def _slips(
     from bot import slips
 
     link_for = None
-    if config.telegram_token:
-        import asyncio
-
-        from bot.channels import ChannelUnavailable
-        from bot.channels.telegram.runner import username
+    bot = _bot_username(config, t) if config.telegram_token else None
+    if bot is not None:
         from bot.channels.telegram.sender import deep_link
-
-        try:
-            bot = asyncio.run(username(config))
-        except ChannelUnavailable as exc:
-            _channel_unavailable(t, exc)
-            return 1
 
         def link_for(code: str) -> str:
             return deep_link(bot, f"join_{code}")
-
+    elif config.telegram_token:
+        print(t("The slips are made without Telegram's QR codes."), file=sys.stderr)
+    if config.wechat_app_id and not config.wechat_account_name:
+        print(
+            t(
+                "WECHAT_ACCOUNT_NAME is not set: the slips cannot tell residents which Official Account to follow."
+            ),
+            file=sys.stderr,
+        )
+    if link_for is None and not config.wechat_account_name:
+        print(
+            t(
+                "Neither Telegram nor WeChat's Official Account is configured: the slips name no app to send the code in."
+            ),
+            file=sys.stderr,
+        )
     made = slips.slips(rows, link_for)
     sys.stdout.write(slips.page(community, made, config.wechat_account_name, locale))
     return 0

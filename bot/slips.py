@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import segno
 from markupsafe import Markup
 
+from bot.board import charts
 from bot.board.site import environment
 from locales import Translator
 
@@ -32,7 +32,7 @@ def slips(rows: list[tuple[str, str, str, str]], link_for: Callable[[str], str] 
     made = []
     for name, building, room, code in rows:
         link = link_for(code) if link_for else None
-        qr = Markup(segno.make(link, error="m").svg_inline(scale=3, omitsize=False)) if link else None
+        qr = charts.qr(link) if link else None
         made.append(Slip(name, building, room, code, link, qr))
     return made
 

@@ -8,7 +8,7 @@ communities missing from it are marked moved out (history kept, accounts unbound
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
@@ -61,6 +61,8 @@ class Summary:
     updated: int = 0
     unchanged: int = 0
     moved_out: int = 0
+    # who: (added | updated | moved out, "NAME BUILDING ROOM"), for a dry run to show
+    changes: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _check_row(line: int, values: dict[str, str]) -> tuple[Row | None, list[Refused]]:
@@ -135,7 +137,12 @@ def parse(data: bytes) -> list[Row]:
                 continue
             if not any(c.strip() for c in cells):
                 continue
-            row, errs = _check_row(line, dict(zip(header, cells, strict=True)))
+            values = dict(zip(header, cells, strict=True))
+            lost = [v.refusal for k, v in values.items() if k in COLUMNS and isinstance(v, sheets.Refusal)]
+            if lost:  # a cell of the register that Excel changed: only that is said of the row
+                problems.extend((line, refusal) for refusal in lost)
+                continue
+            row, errs = _check_row(line, values)
             problems.extend((line, e) for e in errs)
             if row is None:
                 continue
@@ -161,7 +168,7 @@ def parse(data: bytes) -> list[Row]:
                     )
                     continue
             rows.append(row)
-    except sheets.Unreadable as exc:  # cells that cannot be read (a date): with the other problems
+    except sheets.Unreadable as exc:  # the rest of the file cannot be read
         problems.extend(exc.problems)
     if problems:
         raise RegisterInvalid(sorted(problems, key=lambda p: p[0]))
@@ -240,6 +247,7 @@ def apply(session: Session, rows: list[Row], now: datetime) -> Summary:
             session.flush()
             session.add(Invite(code=new_code(session), person_id=person.id, created_at=now))
             mine.added += 1
+            mine.changes.append(("added", _who(row.name, row.building, row.room)))
             continue
         wanted = {"roles": roles, "household_id": household_id, "duty_scope_id": duty.id, "moved_out": False}
         if all(getattr(person, k) == v for k, v in wanted.items()):
@@ -250,6 +258,7 @@ def apply(session: Session, rows: list[Row], now: datetime) -> Summary:
         for k, v in wanted.items():
             setattr(person, k, v)
         mine.updated += 1
+        mine.changes.append(("updated", _who(row.name, row.building, row.room)))
     for community_id, keys in keys_by_community.items():
         mine = own[community_id]
         gone = session.scalars(
@@ -259,6 +268,13 @@ def apply(session: Session, rows: list[Row], now: datetime) -> Summary:
             if person.register_key not in keys:
                 move_out(session, person)
                 mine.moved_out += 1
+                home = person.household
+                mine.changes.append(
+                    (
+                        "moved out",
+                        _who(person.name, home.building.name if home else "", home.room if home else ""),
+                    )
+                )
         session.flush()
         scopes.recount(session, community_id)
         if mine.added or mine.updated or mine.moved_out:
@@ -266,7 +282,14 @@ def apply(session: Session, rows: list[Row], now: datetime) -> Summary:
                 session, at=now, action="register", community_id=community_id,
                 detail={"added": mine.added, "updated": mine.updated, "moved_out": mine.moved_out},
             )  # fmt: skip
-    return Summary(*(sum(getattr(s, f.name) for s in own.values()) for f in fields(Summary)))
+    counts = (
+        sum(getattr(s, f) for s in own.values()) for f in ("added", "updated", "unchanged", "moved_out")
+    )
+    return Summary(*counts, changes=[c for s in own.values() for c in s.changes])
+
+
+def _who(name: str, building: str, room: str) -> str:
+    return " ".join(p for p in (name, building, room) if p)
 
 
 def move_out(session: Session, person: Person) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from sqlalchemy import func, select
 from flows import register
 from flows.register import COLUMNS, RegisterInvalid
 from storage.db import Database
-from storage.models import Household, Invite, Person
+from storage.models import Household, Invite, Person, Scope
 from tests.conftest import REGISTER, START
 from tests.test_cli import run
 from tests.test_register import snapshot
@@ -132,9 +134,13 @@ def test_a_dry_run_says_what_would_change_and_writes_nothing(sqlite_db: Database
     second.write_bytes("\n".join(",".join(map(str, r)) for r in [list(COLUMNS), *changed]).encode("gb18030"))
     done = run("import", "--dry-run", str(second), db=db_path, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == (
-        f"A dry run, nothing written: 1 would be added, 1 updated, {len(ROWS) - 2} unchanged, 1 moved out."
-    )
+    first_one, leader = ROWS[0], changed[0]
+    assert done.stdout.splitlines() == [
+        f"{leader[5]} {leader[3]} {leader[4]}: would be updated",
+        "新邻居 1栋 108: would be added",
+        f"{first_one[5]} {first_one[3]} {first_one[4]}: would move out",
+        f"A dry run, nothing written: 1 would be added, 1 updated, {len(ROWS) - 2} unchanged, 1 moved out.",
+    ]
     assert snapshot(sqlite_db) == before
     bad = tmp_path / "坏.xlsx"
     rows: list[list[object]] = [list(r) for r in ROWS]
@@ -173,3 +179,85 @@ def test_the_slips_page_has_a_slip_for_each_unused_code_of_the_building(
     assert "<svg" not in page  # no Telegram bot configured: no QR code
     nobody = run("invites", "--format", "html", "--building", "99栋", db=db_path, cwd=tmp_path)
     assert nobody.returncode == 1 and "Nobody in building 99栋 has an unused code." in nobody.stderr
+
+
+def patched(book: bytes, part: str, change: Callable[[str], str]) -> bytes:
+    """The workbook with one of its XML parts changed, as other programs write them."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(book)) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == part:
+                data = change(data.decode()).encode()
+            target.writestr(item, data)
+    return out.getvalue()
+
+
+def test_a_sheet_that_misstates_its_size_is_read_whole() -> None:
+    book = workbook([list(r) for r in ROWS])
+    wrong = patched(
+        book,
+        "xl/worksheets/sheet1.xml",
+        lambda xml: re.sub(r'<dimension ref="[^"]+"', '<dimension ref="A1:G4"', xml),
+    )
+    assert len(register.parse(wrong)) == len(ROWS)
+
+
+def test_a_date_in_a_chinese_format_is_refused_too(db: Database) -> None:
+    from datetime import datetime
+
+    rows: list[list[object]] = [list(r) for r in ROWS]
+    rows[1][4] = datetime(2026, 1, 1)
+    book = workbook(rows)  # openpyxl writes the date with format 14: made one of Excel's Chinese ones
+    chinese = patched(book, "xl/styles.xml", lambda xml: xml.replace('numFmtId="14"', 'numFmtId="31"'))
+    with pytest.raises(RegisterInvalid) as refused:
+        register.parse(chinese)
+    assert [(line, r.params["column"]) for line, r in refused.value.problems] == [(3, "E")]
+
+
+def test_a_date_in_a_column_the_register_does_not_use_is_no_matter(db: Database) -> None:
+    from datetime import date
+
+    rows: list[list[object]] = [[*r, date(1950, 3, 1)] for r in ROWS]
+    with db.transaction() as session:
+        summary = register.import_file(session, workbook(rows, header=[*COLUMNS, "出生日期"]), START)
+    assert summary.added == len(ROWS)
+
+
+def test_an_excel_error_in_a_cell_is_refused_with_its_row() -> None:
+    rows: list[list[object]] = [list(r) for r in ROWS]
+    rows[2][4] = "#N/A"
+    with pytest.raises(RegisterInvalid) as refused:
+        register.parse(workbook(rows))
+    (line, refusal), *_ = refused.value.problems
+    assert line == 4 and "Excel error" in refusal.msgid and refusal.params["value"] == "#N/A"
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b"PK\x03\x04 not really a workbook", "not an Excel workbook"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 an old one", "old Excel workbook (.xls)"),
+    ],
+)
+def test_a_workbook_that_cannot_be_read_is_refused_in_words(data: bytes, says: str) -> None:
+    with pytest.raises(RegisterInvalid) as refused:
+        register.parse(data)
+    assert says in refused.value.problems[0][1].msgid
+
+
+def test_a_truncated_workbook_is_refused_in_words() -> None:
+    book = workbook([list(r) for r in ROWS])
+    cut = patched(book, "xl/worksheets/sheet1.xml", lambda xml: xml[: len(xml) // 2])
+    with pytest.raises(RegisterInvalid) as refused:
+        register.parse(cut)
+    assert "not an Excel workbook" in refused.value.problems[0][1].msgid
+
+
+def test_chinese_that_also_reads_as_utf8_is_taken_as_gb18030(db: Database) -> None:
+    """平 in GB18030 is C6 BD, which is valid UTF-8 too (as Ʋ): the file is GB18030 all the same."""
+    text = REGISTER.read_text(encoding="utf-8").replace("梧桐社区", "平安社区")
+    with db.transaction() as session:
+        register.import_file(session, ("\ufeff" + text).encode("gb18030"), START)
+        assert session.scalar(select(func.count()).select_from(Person)) == len(ROWS)
+        assert "平安社区" in session.scalars(select(Scope.name)).all()

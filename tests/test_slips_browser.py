@@ -11,7 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from storage.db import Database
 from storage.models import Household, Invite, Person, Scope
@@ -20,6 +20,41 @@ from tests.fake_telegram import BOT_USER, FakeTelegram, running
 from tests.harness import YISHI
 from tests.test_board_browser import ARTIFACTS, chromium, follow, shot, sized  # noqa: F401  (fixtures)
 from tests.test_telegram_web import env_for
+
+
+def slips_page(db: Database, tmp_path: Path, locale: str) -> tuple[Path, set[str]]:
+    """`yishi invites --format html --building 1栋` with the bot and the Official Account configured;
+    the page's file and the codes it should carry. One resident has a very long name."""
+    with running(FakeTelegram()) as fake:
+        env = env_for(db, fake, YISHI_LOCALE=locale, WECHAT_ACCOUNT_NAME="梧桐社区议事")
+        if not (tmp_path / "imported").exists():
+            assert (
+                subprocess.run(
+                    [YISHI, "import", str(REGISTER)], env=env, capture_output=True, check=False
+                ).returncode
+                == 0
+            )
+            (tmp_path / "imported").touch()
+            with db.transaction() as session:
+                session.execute(update(Person).where(Person.name == "王芳").values(name="王" + "芳" * 60))
+        done = subprocess.run(
+            [YISHI, "invites", "--format", "html", "--building", "1栋"],
+            env=env, capture_output=True, text=True, encoding="utf-8", check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with db.transaction() as session:
+        codes = set(
+            session.scalars(
+                select(Invite.code)
+                .join(Person, Person.id == Invite.person_id)
+                .join(Household, Household.id == Person.household_id)
+                .join(Scope, Scope.id == Household.building_id)
+                .where(Scope.name == "1栋", Invite.used_at.is_(None))
+            )
+        )
+    page = tmp_path / f"slips-{locale}.html"
+    page.write_text(done.stdout, encoding="utf-8")
+    return page, codes
 
 
 def test_the_slips_of_a_building_print_with_every_code_and_qr_codes_that_open_the_bot(
@@ -33,49 +68,35 @@ def test_the_slips_of_a_building_print_with_every_code_and_qr_codes_that_open_th
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.print_page_options import PrintOptions
 
-    with running(FakeTelegram()) as fake:
-        env = env_for(sqlite_db, fake, YISHI_LOCALE="zh_CN", WECHAT_ACCOUNT_NAME="梧桐社区议事")
-        assert (
-            subprocess.run(
-                [YISHI, "import", str(REGISTER)], env=env, capture_output=True, check=False
-            ).returncode
-            == 0
+    for locale, words in (
+        ("zh_CN", "微信：关注公众号「梧桐社区议事」，发送：加入"),
+        ("en", "WeChat: follow the Official Account"),
+    ):
+        page, codes = slips_page(sqlite_db, tmp_path, locale)
+        assert len(codes) >= 6
+        driver = sized(chromium, 794, 1123)  # an A4 page at 96 dpi
+        driver.get(page.as_uri())
+        assert words in driver.find_element(By.TAG_NAME, "body").text
+        shot(driver, f"slips-{locale}")
+        clipped = driver.execute_script(
+            "return [...document.querySelectorAll('.slip')].filter(s => s.scrollHeight > s.clientHeight + 1).length"
         )
-        done = subprocess.run(
-            [YISHI, "invites", "--format", "html", "--building", "1栋"],
-            env=env, capture_output=True, text=True, encoding="utf-8", check=False,
-        )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    with sqlite_db.transaction() as session:
-        codes = set(
-            session.scalars(
-                select(Invite.code)
-                .join(Person, Person.id == Invite.person_id)
-                .join(Household, Household.id == Person.household_id)
-                .join(Scope, Scope.id == Household.building_id)
-                .where(Scope.name == "1栋", Invite.used_at.is_(None))
-            )
+        assert clipped == 0  # every line of every slip shows: nothing is cut off by its box
+        options = PrintOptions()
+        options.page_width, options.page_height = 21.0, 29.7
+        pdf = base64.b64decode(driver.print_page(options))
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / f"slips-{locale}.pdf").write_bytes(pdf)
+        pages = PdfReader(io.BytesIO(pdf)).pages
+        assert len(pages) == -(-len(codes) // 8)  # eight slips to a page
+        printed = "".join(p.extract_text() for p in pages)
+        assert set(re.findall(r"[A-Z2-9]{8}", printed)) >= codes
+        # each square read as a phone would: drawn large enough for the screen's pixels
+        driver.execute_script(
+            "document.querySelectorAll('.qr svg').forEach(q => { q.style.width = q.style.height = '60mm'; })"
         )
-    assert len(codes) >= 6
-    page = tmp_path / "slips.html"
-    page.write_text(done.stdout, encoding="utf-8")
-    driver = sized(chromium, 900, 1200)
-    driver.get(page.as_uri())
-    shown = driver.find_element(By.TAG_NAME, "body").text
-    assert (
-        "微信：关注公众号「梧桐社区议事」，发送：加入" in shown
-        and "Telegram：用手机相机扫右边的方码" in shown
-    )
-    shot(driver, "slips")
-    for slip in driver.find_elements(By.CSS_SELECTOR, "section.slip"):
-        code = slip.find_element(By.CSS_SELECTOR, "p.code").text
-        square = Image.open(io.BytesIO(slip.find_element(By.CSS_SELECTOR, ".qr svg").screenshot_as_png))
-        found = zxingcpp.read_barcodes(square)
-        assert [r.text for r in found] == [f"https://t.me/{BOT_USER['username']}?start=join_{code}"], code
-    options = PrintOptions()
-    options.page_width, options.page_height = 21.0, 29.7
-    pdf = base64.b64decode(driver.print_page(options))
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "slips.pdf").write_bytes(pdf)
-    printed = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
-    assert set(re.findall(r"[A-Z2-9]{8}", printed)) >= codes
+        for slip in driver.find_elements(By.CSS_SELECTOR, "section.slip"):
+            code = slip.find_element(By.CSS_SELECTOR, "p.code").text
+            square = Image.open(io.BytesIO(slip.find_element(By.CSS_SELECTOR, ".qr svg").screenshot_as_png))
+            found = zxingcpp.read_barcodes(square)
+            assert [r.text for r in found] == [f"https://t.me/{BOT_USER['username']}?start=join_{code}"], code

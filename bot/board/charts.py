@@ -3,6 +3,7 @@ a vote's results. No script runs in the browser, and they print as they show."""
 
 from __future__ import annotations
 
+import segno
 from markupsafe import Markup, escape
 
 ROW = 30  # the height of one choice's row in a result chart
@@ -57,3 +58,8 @@ def results(options: list[dict], label: str) -> Markup:
     return Markup(
         '<svg class="results" viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="{label}">{rows}</svg>'
     ).format(w=WIDTH, h=height, label=escape(label), rows=Markup("").join(rows))
+
+
+def qr(link: str) -> Markup:
+    """A QR code of the link, as SVG (made here: no service is asked)."""
+    return Markup(segno.make(link, error="m").svg_inline(scale=3, omitsize=False))

@@ -16,9 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
-import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -208,7 +206,7 @@ def routes(core: App) -> list[Route]:
         if found is None:
             raise HTTPException(404)
         link = _absolute(request, config.public_url, f"/c/{slug}/issues/{found.full.card.id}")
-        qr = Markup(segno.make(link, error="m").svg_inline(scale=3, omitsize=False))
+        qr = charts.qr(link)
         shown = page(
             request, "notice.html", community, where, slug=slug, notice=found, card=found.full.card, poll=found.poll,
             link=link, qr=qr,
