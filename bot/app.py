@@ -144,9 +144,10 @@ class App:
         digest_ = "digest_start" in params
         if not self.config.public_url or reader.community_id is None or not (reader.is_group or digest_):
             return []
-        page = f"{self.config.public_url}/c/{quote(board.slug(session, reader.community_id))}"
+        slug = quote(board.slug(session, reader.community_id))
         issue = params.get("id") if not digest_ else None
-        return [f"{page}/issues/{issue}" if isinstance(issue, int) else page]
+        path = board.issue_path(slug, issue) if isinstance(issue, int) else f"/c/{slug}"
+        return [self.config.public_url + path]
 
     def _digest(self, session: Session, reader: outbox.Recipient, t: Translator, params: dict) -> list[str]:
         """A person's digest of their scopes, or a group's of its scope."""

@@ -86,6 +86,11 @@ def slug(session: Session, community_id: int) -> str:
     return str(settings.get(session, community_id, "slug")) or str(community_id)
 
 
+def issue_path(slug: str, issue_id: int) -> str:
+    """An issue's page on the board, under the community's address."""
+    return f"/c/{slug}/issues/{issue_id}"
+
+
 def find(session: Session, address: str) -> Scope | None:
     """The community at this address: its slug, or its number (which keeps working once a slug is
     set, so that links given out before stay good)."""
@@ -347,11 +352,13 @@ def issue(session: Session, community: Scope, issue_id: int) -> Full | None:
     )
 
 
-def photo(session: Session, community: Scope, issue_id: int) -> IssuePhoto | None:
+def photo(session: Session, community: Scope, issue_id: int) -> tuple[bytes, str] | None:
+    """The issue's photo and its type, where it has one."""
     found = session.get(Issue, issue_id)
     if found is None or found.community_id != community.id:
         return None
-    return session.get(IssuePhoto, issue_id)
+    shown = session.get(IssuePhoto, issue_id)
+    return (shown.data, shown.mime) if shown is not None else None
 
 
 # --- the notice (公示) of a decided issue -----------------------------------------------------------

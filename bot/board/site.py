@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -31,6 +32,7 @@ from handlers.format import rule_words
 from locales import DEFAULT_LOCALE, LANGUAGES, Translator
 from storage.models import Scope
 
+T = TypeVar("T")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CACHE = "public, max-age=30"  # a page may be a little behind; the bot's messages are not
 PHOTO_CACHE = "public, max-age=3600"
@@ -48,6 +50,7 @@ environment.globals.update(
     results=charts.results,
     STAGES=board.STAGES,
     STAGE_NAMES=board.STAGE_NAMES,
+    issue_path=board.issue_path,
     STATUS_LABELS=board.STATUS_LABELS,
     OUTCOME_LABELS=board.OUTCOME_LABELS,
 )
@@ -181,31 +184,30 @@ def routes(core: App) -> list[Route]:
             scope=chosen, places=places,
         )  # fmt: skip
 
-    def one_issue(request: Request) -> Response:
+    def of_issue(
+        request: Request, fetch: Callable[[Session, Scope, int], T]
+    ) -> tuple[Scope, str, tuple[str, str], T]:
+        """What `fetch` reads of the issue in the address (its community, slug, language and time
+        zone with it); a 404 where there is no such issue, or nothing of it to show."""
         with core.db.reading() as session:
             community, slug, where = community_of(session, request)
-            found = board.issue(session, community, _issue_id(request))
-        if found is None:
-            raise HTTPException(404)
+            found = fetch(session, community, _issue_id(request))
+            if found is None:
+                raise HTTPException(404)
+            return community, slug, where, found
+
+    def one_issue(request: Request) -> Response:
+        community, slug, where, found = of_issue(request, board.issue)
         return page(request, "issue.html", community, where, slug=slug, full=found, card=found.card)
 
     def issue_photo(request: Request) -> Response:
-        with core.db.reading() as session:
-            community, _, _ = community_of(session, request)
-            found = board.photo(session, community, _issue_id(request))
-            if found is None:
-                raise HTTPException(404)
-            data, mime = found.data, found.mime
+        _, _, _, (data, mime) = of_issue(request, board.photo)
         headers = {"Cache-Control": PHOTO_CACHE, "X-Content-Type-Options": "nosniff"}
         return Response(data, media_type=mime, headers=headers)
 
     def issue_notice(request: Request) -> Response:
-        with core.db.reading() as session:
-            community, slug, where = community_of(session, request)
-            found = board.notice(session, community, _issue_id(request))
-        if found is None:
-            raise HTTPException(404)
-        link = _absolute(request, config.public_url, f"/c/{slug}/issues/{found.full.card.id}")
+        community, slug, where, found = of_issue(request, board.notice)
+        link = _absolute(request, config.public_url, board.issue_path(slug, found.full.card.id))
         qr = charts.qr(link)
         shown = page(
             request, "notice.html", community, where, slug=slug, notice=found, card=found.full.card, poll=found.poll,
