@@ -21,13 +21,14 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Insert, Text, bindparam, cast, event, func, select, update
+from sqlalchemy import Connection, Insert, Text, bindparam, cast, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql import ColumnElement
 
 from locales import N_
 from storage.models import AuditChain, AuditCheck, AuditLog, Scope
+from storage.prepared import Prepared
 from storage.rows import insert_new, locked, one_writer
 
 log = logging.getLogger("yishi.audit")
@@ -108,7 +109,21 @@ _HEAD_COLUMNS = select(AuditChain.id, AuditChain.seq, AuditChain.hash)
 _COMMUNITY_HEAD = locked(_HEAD_COLUMNS.where(AuditChain.community_id == bindparam("community")))
 _NONE_HEAD = locked(_HEAD_COLUMNS.where(AuditChain.kind == "none"))
 _FROZEN_HEAD = select(AuditChain.hash).where(AuditChain.kind == "frozen")
-_INSERT = AuditLog.__table__.insert()
+_INSERT = Prepared(
+    AuditLog.__table__.insert(),
+    (
+        "chain_id",
+        "seq",
+        "at",
+        "community_id",
+        "actor_id",
+        "action",
+        "issue_id",
+        "detail",
+        "prev_hash",
+        "hash",
+    ),
+)
 _HEADS = "audit heads"  # on a connection: {community id: (chain id, seq, hash)} as it last wrote them
 # what the database says of a row that does not continue its chain (migration 0007's triggers)
 BROKEN_LINK = "an audit row must continue its chain"
@@ -174,16 +189,21 @@ def _append_remembered(session: Session, community_id: int | None, rows: list[di
         if known is None:
             raise LookupError  # not remembered: read it
         _chain(rows, *known)
-        # refused as a whole or not at all: once the first row continues the chain, so do the rest
-        conn.execute(_INSERT, rows)
+        # refused at the first row or not at all: once it continues the chain, so do the rest
+        _insert(conn, rows)
         chain_id = known[0]
     except (LookupError, IntegrityError) as exc:
         if isinstance(exc, IntegrityError) and BROKEN_LINK not in str(exc.orig):
             raise
         chain_id, seq, prev = _locked_head(session, community_id)
         _chain(rows, chain_id, seq, prev)
-        conn.execute(_INSERT, rows)
+        _insert(conn, rows)
     heads[community_id] = (chain_id, rows[-1]["seq"], rows[-1]["hash"])
+
+
+def _insert(conn: Connection, rows: list[dict]) -> None:
+    for row in rows:
+        _INSERT.rowcount(conn, row)
 
 
 def _chain(rows: list[dict], chain_id: int, seq: int, prev: str) -> None:

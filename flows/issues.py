@@ -22,6 +22,7 @@ from flows import audit, lifecycle, outbox, people, schedule, scopes, settings, 
 from flows.errors import Refused
 from flows.numbers import whole
 from storage.models import Comment, CommentReport, Household, Issue, IssuePhoto, Person, Scope, Support
+from storage.prepared import Prepared
 from storage.rows import insert_new, locked
 
 TITLE_MAX = 100
@@ -34,8 +35,10 @@ LEADERS = ("building_leader", "grid_worker", "committee")
 _ISSUE = select(Issue).options(joinedload(Issue.scope)).where(Issue.id == bindparam("id"))
 _LOCKED_ISSUE = locked(select(Issue).where(Issue.id == bindparam("id")))
 _LOCKED_COMMENT = locked(select(Comment).where(Comment.id == bindparam("id")))
-_TALLY = select(func.count(Support.id), func.count(func.distinct(Support.household_id))).where(
-    Support.issue_id == bindparam("id")
+_TALLY = Prepared(
+    select(func.count(Support.id), func.count(func.distinct(Support.household_id))).where(
+        Support.issue_id == bindparam("id")
+    )
 )
 
 
@@ -141,7 +144,7 @@ class Tally:
 
 
 def tally(session: Session, issue: Issue) -> Tally:
-    supports, households = session.execute(_TALLY, {"id": issue.id}).one()
+    supports, households = _TALLY.first(session.connection(), {"id": issue.id})
     return Tally(supports, households, scopes.threshold(session, issue.scope))
 
 

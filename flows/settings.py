@@ -7,13 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from flows import counting
 from flows.errors import Refused
 from locales import N_
 from storage.models import Setting
+from storage.prepared import Prepared
 
 NOTICE_MAX = 1000
 
@@ -145,15 +146,14 @@ RULES: dict[str, Rule] = {
 }
 
 
+_STORED = Prepared(select(Setting.key, Setting.value).where(Setting.community_id == bindparam("community")))
+
+
 def _stored(session: Session, community_id: int) -> dict[str, str]:
     """The community's stored settings, read once per session (every support asks for two)."""
     cache = session.info.setdefault("settings", {})
     if community_id not in cache:
-        cache[community_id] = dict(
-            session.execute(
-                select(Setting.key, Setting.value).where(Setting.community_id == community_id)
-            ).all()
-        )
+        cache[community_id] = dict(_STORED.rows(session.connection(), {"community": community_id}))
     return cache[community_id]
 
 

@@ -40,6 +40,7 @@ from storage.models import (
     PollOption,
     Scope,
 )
+from storage.prepared import Prepared
 from storage.rows import locked, one_writer
 from storage.seal import BallotKey, SealBroken
 
@@ -232,7 +233,7 @@ def parse_choices(words: list[str], poll: LivePoll, count: int) -> list[int]:
 _UNIT = case(
     (Poll.unit == "person", bindparam("person", type_=Integer)), else_=bindparam("household", type_=Integer)
 )
-_OPEN_POLL = (  # the open poll of an issue, a row per option, with the voter's unit's eligibility and open ballot
+_OPEN_POLL = Prepared(  # the open poll of an issue, a row per option, with the voter's unit's eligibility and open ballot
     select(
         Poll.id, Poll.issue_id, Poll.kind, Poll.unit, Poll.secret, Poll.max_choices, Poll.closes_at,
         Poll.sealed, PollOption.number, PollOption.label,
@@ -261,7 +262,7 @@ def _cast() -> Insert:
     )
 
 
-_CAST = _cast()
+_CAST = Prepared(_cast(), ("unit_id", "voter_id", "proxy_id", "choices", "cast_at"))
 _CHANGE = Ballot.__table__.update().where(Ballot.__table__.c.id == bindparam("ballot"))
 _TAKEN = select(Participation.id).where(
     Participation.poll_id == bindparam("poll"), Participation.unit_id == bindparam("unit")
@@ -306,18 +307,14 @@ def _live_poll(
     """The issue's open poll (in the person's community), with what the voter's unit has to do
     with it, in one query."""
     voter = voter or person
-    rows = (
-        session.connection()
-        .execute(
-            _OPEN_POLL,
-            {
-                "issue": issue_id,
-                "community": person.community_id,
-                "person": voter.id,
-                "household": voter.household_id,
-            },
-        )
-        .all()
+    rows = _OPEN_POLL.rows(
+        session.connection(),
+        {
+            "issue": issue_id,
+            "community": person.community_id,
+            "person": voter.id,
+            "household": voter.household_id,
+        },
     )
     if not rows:
         issue_flow.get_issue(session, person, issue_id)  # an unknown issue is refused as such
@@ -464,7 +461,7 @@ def _open_ballot(
 ) -> bool:
     row = {"voter_id": voter.id, "proxy_id": proxy.id if proxy else None, "choices": choices, "cast_at": now}
     if ballot_id is None:
-        if session.connection().execute(_CAST, {"poll": poll.id, "unit_id": unit, **row}).rowcount != 1:
+        if _CAST.rowcount(session.connection(), {"poll": poll.id, "unit_id": unit, **row}) != 1:
             raise Refused("The vote on issue #{n} has closed.", n=poll.issue_id)
         return False
     if ballot_voter != voter.id:

@@ -16,6 +16,7 @@ from flows.issues import require_registered
 from flows.messages import Incoming, Window
 from locales import DEFAULT_LOCALE, Translator
 from storage.models import Account, DialogState, Group, Household, Person
+from storage.prepared import Prepared
 from storage.rows import insert_new, locked, one_writer
 from storage.seal import BallotKey
 
@@ -121,7 +122,7 @@ def locale_of(account: Account, person: Person | None, default: str = DEFAULT_LO
 
 # built once, and read as plain values: loading ORM objects costs more than the query
 _OTHER = aliased(Account)
-_SENDER = (
+_SENDER = Prepared(
     select(
         Account.id,
         Account.locale,
@@ -184,10 +185,10 @@ def load_sender(
     no lock is needed and one query does. `window`: the chat window this message opens."""
     conn = session.connection()
     key = {"channel": channel, "external_id": external_id}
-    row = conn.execute(_SENDER, key).first() if one_writer(session) else None
+    row = _SENDER.first(conn, key) if one_writer(session) else None
     if row is None:
         hold_account(session, channel, external_id, now)
-        row = conn.execute(_SENDER, key).one()
+        row = _SENDER.first(conn, key)
     account_id, account_locale, person_id, person_locale, household_id, community_id, name, gone, dialog = (
         row[:9]
     )

@@ -9,30 +9,27 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Select, Table
+from sqlalchemy import Select, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+from storage.prepared import Prepared
 
 T = TypeVar("T", bound=tuple[Any, ...])
 
 
 @cache
-def _insert_new(dialect: str, table: Table, keys: tuple[str, ...]) -> Insert:
+def _insert_new(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Prepared:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # INSERT's rowcount is kept only when asked for (psycopg would report -1)
-    return (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=list(keys))
-        .execution_options(preserve_rowcount=True)
-    )
+    return Prepared(insert(table).on_conflict_do_nothing(index_elements=list(keys)), columns)
 
 
-def insert_new(session: Session, table: Table, rows: dict | list[dict], keys: tuple[str, ...]) -> int:
+def insert_new(session: Session, table: Table, row: dict, keys: tuple[str, ...]) -> int:
     """`INSERT … ON CONFLICT (keys) DO NOTHING`: a row whose key exists is left alone, so two
     transactions inserting the same key never end in an IntegrityError (on PostgreSQL the second
-    waits for the first to commit, then inserts nothing). The number of rows inserted."""
+    waits for the first to commit, then inserts nothing). 1 if the row was inserted, else 0."""
     conn = session.connection()
-    return conn.execute(_insert_new(conn.dialect.name, table, keys), rows).rowcount
+    return _insert_new(conn.dialect.name, table, keys, tuple(row)).rowcount(conn, row)
 
 
 def one_writer(session: Session) -> bool:

@@ -1,0 +1,93 @@
+"""`storage.prepared.Prepared` gives what `Connection.execute` gives: the same values in and out
+(aware UTC datetimes, JSON, booleans), an insert's Python-side defaults, the engine's listeners,
+and SQLAlchemy's errors with the parameters hidden; on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import bindparam, select
+
+from storage.db import Database
+from storage.models import Outbox, Person, Setting
+from storage.prepared import Prepared
+
+AT = datetime(2026, 12, 3, 8, 30, 15, 123456, tzinfo=UTC)
+_QUEUED = Prepared(
+    Outbox.__table__.insert(), ("person_id", "msgid", "params", "created_at", "next_attempt_at")
+)
+_READ = Prepared(
+    select(
+        Outbox.id, Outbox.msgid, Outbox.params, Outbox.next_attempt_at, Outbox.live, Outbox.attempts
+    ).where(Outbox.msgid == bindparam("msgid"))
+)
+
+
+def _row(conn: sa.Connection, msgid: str, at: datetime, **params: object) -> dict:
+    person = conn.execute(select(Person.id).limit(1)).scalar()
+    return {"person_id": person, "msgid": msgid, "params": params, "created_at": AT, "next_attempt_at": at}
+
+
+def test_values_go_in_and_come_out_as_connection_execute_has_them(community: Database) -> None:
+    # a time given in another zone is stored as UTC and read back aware
+    with community.transaction() as session:
+        conn = session.connection()
+        row = _row(conn, "m", AT.astimezone(timezone(timedelta(hours=8))), 题="电梯", n=[1, 2])
+        assert _QUEUED.rowcount(conn, row) == 1
+        mine = _READ.first(conn, {"msgid": "m"})
+        theirs = conn.execute(_READ.statement, {"msgid": "m"}).one()
+    assert tuple(mine) == tuple(theirs)
+    assert mine.next_attempt_at == AT and mine.next_attempt_at.tzinfo is not None
+    assert mine.params == {"题": "电梯", "n": [1, 2]}
+    # the columns left out got their Python-side defaults, as the ORM would have given them
+    assert mine.live is False and mine.attempts == 0
+    with community.transaction() as session:
+        assert _READ.first(session.connection(), {"msgid": "nothing"}) is None
+
+
+def test_a_naive_time_is_refused_as_the_column_type_refuses_it(community: Database) -> None:
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"), community.transaction() as session:
+        conn = session.connection()
+        _QUEUED.rowcount(conn, _row(conn, "m", AT.replace(tzinfo=None)))
+
+
+def test_the_engines_listeners_see_each_statement(community: Database) -> None:
+    seen: list[str] = []
+    record = lambda conn, cursor, statement, *rest: seen.append(statement)  # noqa: E731
+    sa.event.listen(community.engine, "before_cursor_execute", record)
+    try:
+        with community.transaction() as session:
+            conn = session.connection()
+            row = _row(conn, "m", AT)
+            seen.clear()
+            _QUEUED.rowcount(conn, row)
+    finally:
+        sa.event.remove(community.engine, "before_cursor_execute", record)
+    assert len(seen) == 1 and seen[0].lstrip().upper().startswith("INSERT INTO OUTBOX")
+
+
+def test_a_drivers_error_is_sqlalchemys_with_its_parameters_hidden(community: Database) -> None:
+    insert = Prepared(Setting.__table__.insert(), ("community_id", "key", "value"))
+    row = {"community_id": 1, "key": "quorum", "value": "secret-value"}
+    with community.transaction() as session:
+        insert.rowcount(session.connection(), row)
+    with pytest.raises(sa.exc.IntegrityError) as caught, community.transaction() as session:
+        insert.rowcount(session.connection(), row)
+    assert "secret-value" not in str(caught.value)
+    with community.transaction() as session:  # nothing half-done is left behind
+        assert (
+            session.scalar(select(sa.func.count()).select_from(Setting).where(Setting.key == "quorum")) == 1
+        )
+
+
+def test_what_it_cannot_do_as_the_execution_context_would_is_refused_at_once(community: Database) -> None:
+    expanding = Prepared(
+        select(Setting.key).where(Setting.community_id.in_(bindparam("ids", expanding=True)))
+    )
+    with community.transaction() as session:
+        with pytest.raises(ValueError, match="IN lists"):
+            expanding.rows(session.connection(), {"ids": [1, 2]})
+        with pytest.raises(sa.exc.InvalidRequestError, match="value is required"):
+            _READ.rows(session.connection(), {})
