@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Insert, Text, bindparam, cast, event, func, select, update
+from sqlalchemy import Insert, Text, bindparam, cast, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql import ColumnElement
@@ -190,20 +190,20 @@ def _append_remembered(session: Session, community_id: int | None, rows: list[di
             raise LookupError  # not remembered: read it
         _chain(rows, *known)
         # refused at the first row or not at all: once it continues the chain, so do the rest
-        _insert(conn, rows)
+        _insert(session, rows)
         chain_id = known[0]
     except (LookupError, IntegrityError) as exc:
         if isinstance(exc, IntegrityError) and BROKEN_LINK not in str(exc.orig):
             raise
         chain_id, seq, prev = _locked_head(session, community_id)
         _chain(rows, chain_id, seq, prev)
-        _insert(conn, rows)
+        _insert(session, rows)
     heads[community_id] = (chain_id, rows[-1]["seq"], rows[-1]["hash"])
 
 
-def _insert(conn: Connection, rows: list[dict]) -> None:
+def _insert(session: Session, rows: list[dict]) -> None:
     for row in rows:
-        _INSERT.rowcount(conn, row)
+        _INSERT.rowcount(session, row)
 
 
 def _chain(rows: list[dict], chain_id: int, seq: int, prev: str) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
-from sqlalchemy import String, bindparam, exists, select, update
+from sqlalchemy import Insert, String, bindparam, exists, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
@@ -38,6 +38,7 @@ from flows import people, quiet, scopes, settings
 from flows.messages import Reply
 from storage.db import Database, wake_at
 from storage.models import Account, ActionItem, Group, Household, Outbox, Person, Poll, Scope
+from storage.prepared import Prepared
 
 log = logging.getLogger("yishi.outbox")
 
@@ -150,18 +151,23 @@ def _bound(name: str) -> object:
 
 
 _HAS_ACCOUNT = exists().where(Account.person_id == Person.id)
+
+
 # a row for each person with a chat account among those named (the others cannot be reached: a
 # reminder for them is skipped, not kept for ever)
-_NOTIFY = (
-    Outbox.__table__.insert()
-    .from_select(
-        ["person_id", *_COLUMNS],
-        select(Person.id, *(_bound(c) for c in _COLUMNS)).where(
-            Person.id.in_(bindparam("people", expanding=True)), _HAS_ACCOUNT
-        ),
+def _notify(named: ColumnElement[bool]) -> Insert:
+    return (
+        Outbox.__table__.insert()
+        .from_select(
+            ["person_id", *_COLUMNS],
+            select(Person.id, *(_bound(c) for c in _COLUMNS)).where(named, _HAS_ACCOUNT),
+        )
+        .execution_options(preserve_rowcount=True)
     )
-    .execution_options(preserve_rowcount=True)
-)
+
+
+_NOTIFY = _notify(Person.id.in_(bindparam("people", expanding=True)))
+_NOTIFY_ONE = Prepared(_notify(Person.id == bindparam("person")))  # a comment's, a reply's: the busiest
 
 
 def notify(
@@ -174,12 +180,11 @@ def notify(
     **params: object,
 ) -> bool:
     """Queue a message for a person (or a person's id); False when they have no chat account."""
-    return (
-        notify_all(
-            session, [person if isinstance(person, int) else person.id], at, msgid, reason=reason, **params
-        )
-        == 1
-    )
+    values = {
+        "person": person if isinstance(person, int) else person.id,
+        **_values(at, msgid, params, reason, False),
+    }
+    return _queued(session, _NOTIFY_ONE.rowcount(session, values), 1, at, msgid) == 1
 
 
 def notify_all(
@@ -196,15 +201,16 @@ def notify_all(
     ids = sorted(set(people_ids))
     if not ids:
         return 0
-    queued = (
-        session.connection()
-        .execute(_NOTIFY, {"people": ids, **_values(at, msgid, params, reason, False)})
-        .rowcount
-    )
+    values = {"people": ids, **_values(at, msgid, params, reason, False)}
+    return _queued(session, session.connection().execute(_NOTIFY, values).rowcount, len(ids), at, msgid)
+
+
+def _queued(session: Session, queued: int, named: int, at: datetime, msgid: str) -> int:
+    """`queued` of the `named` people's messages: the clock is told of them, or it is said why none."""
     if queued:
         wake_at(session, "message", at)
     else:
-        log.info("nobody of %d people has a chat account: %r not queued", len(ids), msgid)
+        log.info("nobody of %d people has a chat account: %r not queued", named, msgid)
     return queued
 
 

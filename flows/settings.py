@@ -153,7 +153,7 @@ def _stored(session: Session, community_id: int) -> dict[str, str]:
     """The community's stored settings, read once per session (every support asks for two)."""
     cache = session.info.setdefault("settings", {})
     if community_id not in cache:
-        cache[community_id] = dict(_STORED.rows(session.connection(), {"community": community_id}))
+        cache[community_id] = dict(_STORED.rows(session, {"community": community_id}))
     return cache[community_id]
 
 

@@ -308,7 +308,7 @@ def _live_poll(
     with it, in one query."""
     voter = voter or person
     rows = _OPEN_POLL.rows(
-        session.connection(),
+        session,
         {
             "issue": issue_id,
             "community": person.community_id,
@@ -461,7 +461,7 @@ def _open_ballot(
 ) -> bool:
     row = {"voter_id": voter.id, "proxy_id": proxy.id if proxy else None, "choices": choices, "cast_at": now}
     if ballot_id is None:
-        if _CAST.rowcount(session.connection(), {"poll": poll.id, "unit_id": unit, **row}) != 1:
+        if _CAST.rowcount(session, {"poll": poll.id, "unit_id": unit, **row}) != 1:
             raise Refused("The vote on issue #{n} has closed.", n=poll.issue_id)
         return False
     if ballot_voter != voter.id:

@@ -183,12 +183,11 @@ def load_sender(
     """The account (held, see `hold_account`), its person and whether it is in a dialog, read
     after the lock: every message needs them. Where one transaction writes at a time (SQLite),
     no lock is needed and one query does. `window`: the chat window this message opens."""
-    conn = session.connection()
     key = {"channel": channel, "external_id": external_id}
-    row = _SENDER.first(conn, key) if one_writer(session) else None
+    row = _SENDER.first(session, key) if one_writer(session) else None
     if row is None:
         hold_account(session, channel, external_id, now)
-        row = _SENDER.first(conn, key)
+        row = _SENDER.first(session, key)
     account_id, account_locale, person_id, person_locale, household_id, community_id, name, gone, dialog = (
         row[:9]
     )

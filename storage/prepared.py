@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -68,6 +69,13 @@ def _compile(statement: ClauseElement, dialect: Dialect, column_keys: Sequence[s
     )
 
 
+def _connection(session: Session) -> Connection:
+    """The session's connection, its pending changes flushed first, as `Session.execute` would."""
+    if session.autoflush:
+        session.flush()  # nothing to do, and cheap, when nothing is pending
+    return session.connection()
+
+
 class Prepared:
     """A Core statement run without `Connection.execute`'s bookkeeping (see the module)."""
 
@@ -82,8 +90,9 @@ class Prepared:
             compiled = self._by_dialect[dialect.name] = _compile(self.statement, dialect, self.column_keys)
         return compiled
 
-    def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
+    def rows(self, session: Session, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row, each a named tuple of the statement's columns."""
+        conn = _connection(session)
         c = self._for(conn.dialect)
         cursor = self._run(conn, c, params)
         try:
@@ -93,12 +102,13 @@ class Prepared:
         results, make = c.results, c.row._make
         return [make([v if p is None else p(v) for p, v in zip(results, r, strict=True)]) for r in raw]
 
-    def first(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
-        rows = self.rows(conn, params)
+    def first(self, session: Session, params: Mapping[str, Any] | None = None) -> Any:
+        rows = self.rows(session, params)
         return rows[0] if rows else None
 
-    def rowcount(self, conn: Connection, params: Mapping[str, Any] | None = None) -> int:
+    def rowcount(self, session: Session, params: Mapping[str, Any] | None = None) -> int:
         """Run a statement that returns no rows: how many rows it changed."""
+        conn = _connection(session)
         c = self._for(conn.dialect)
         cursor = self._run(conn, c, params)
         try:

@@ -28,8 +28,8 @@ def insert_new(session: Session, table: Table, row: dict, keys: tuple[str, ...])
     """`INSERT … ON CONFLICT (keys) DO NOTHING`: a row whose key exists is left alone, so two
     transactions inserting the same key never end in an IntegrityError (on PostgreSQL the second
     waits for the first to commit, then inserts nothing). 1 if the row was inserted, else 0."""
-    conn = session.connection()
-    return _insert_new(conn.dialect.name, table, keys, tuple(row)).rowcount(conn, row)
+    dialect = session.get_bind().dialect.name
+    return _insert_new(dialect, table, keys, tuple(row)).rowcount(session, row)
 
 
 def one_writer(session: Session) -> bool:

@@ -1,6 +1,7 @@
 """`storage.prepared.Prepared` gives what `Connection.execute` gives: the same values in and out
 (aware UTC datetimes, JSON, booleans), an insert's Python-side defaults, the engine's listeners,
-and SQLAlchemy's errors with the parameters hidden; on both databases."""
+SQLAlchemy's errors with the parameters hidden, and the session's pending changes flushed first;
+on both databases."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from storage.db import Database
 from storage.models import Outbox, Person, Setting
@@ -25,32 +27,30 @@ _READ = Prepared(
 )
 
 
-def _row(conn: sa.Connection, msgid: str, at: datetime, **params: object) -> dict:
-    person = conn.execute(select(Person.id).limit(1)).scalar()
+def _row(session: Session, msgid: str, at: datetime, **params: object) -> dict:
+    person = session.scalar(select(Person.id).limit(1))
     return {"person_id": person, "msgid": msgid, "params": params, "created_at": AT, "next_attempt_at": at}
 
 
 def test_values_go_in_and_come_out_as_connection_execute_has_them(community: Database) -> None:
     # a time given in another zone is stored as UTC and read back aware
     with community.transaction() as session:
-        conn = session.connection()
-        row = _row(conn, "m", AT.astimezone(timezone(timedelta(hours=8))), 题="电梯", n=[1, 2])
-        assert _QUEUED.rowcount(conn, row) == 1
-        mine = _READ.first(conn, {"msgid": "m"})
-        theirs = conn.execute(_READ.statement, {"msgid": "m"}).one()
+        row = _row(session, "m", AT.astimezone(timezone(timedelta(hours=8))), 题="电梯", n=[1, 2])
+        assert _QUEUED.rowcount(session, row) == 1
+        mine = _READ.first(session, {"msgid": "m"})
+        theirs = session.connection().execute(_READ.statement, {"msgid": "m"}).one()
     assert tuple(mine) == tuple(theirs)
     assert mine.next_attempt_at == AT and mine.next_attempt_at.tzinfo is not None
     assert mine.params == {"题": "电梯", "n": [1, 2]}
     # the columns left out got their Python-side defaults, as the ORM would have given them
     assert mine.live is False and mine.attempts == 0
     with community.transaction() as session:
-        assert _READ.first(session.connection(), {"msgid": "nothing"}) is None
+        assert _READ.first(session, {"msgid": "nothing"}) is None
 
 
 def test_a_naive_time_is_refused_as_the_column_type_refuses_it(community: Database) -> None:
     with pytest.raises(sa.exc.StatementError, match="naive datetime"), community.transaction() as session:
-        conn = session.connection()
-        _QUEUED.rowcount(conn, _row(conn, "m", AT.replace(tzinfo=None)))
+        _QUEUED.rowcount(session, _row(session, "m", AT.replace(tzinfo=None)))
 
 
 def test_the_engines_listeners_see_each_statement(community: Database) -> None:
@@ -59,10 +59,9 @@ def test_the_engines_listeners_see_each_statement(community: Database) -> None:
     sa.event.listen(community.engine, "before_cursor_execute", record)
     try:
         with community.transaction() as session:
-            conn = session.connection()
-            row = _row(conn, "m", AT)
+            row = _row(session, "m", AT)
             seen.clear()
-            _QUEUED.rowcount(conn, row)
+            _QUEUED.rowcount(session, row)
     finally:
         sa.event.remove(community.engine, "before_cursor_execute", record)
     assert len(seen) == 1 and seen[0].lstrip().upper().startswith("INSERT INTO OUTBOX")
@@ -72,9 +71,9 @@ def test_a_drivers_error_is_sqlalchemys_with_its_parameters_hidden(community: Da
     insert = Prepared(Setting.__table__.insert(), ("community_id", "key", "value"))
     row = {"community_id": 1, "key": "quorum", "value": "secret-value"}
     with community.transaction() as session:
-        insert.rowcount(session.connection(), row)
+        insert.rowcount(session, row)
     with pytest.raises(sa.exc.IntegrityError) as caught, community.transaction() as session:
-        insert.rowcount(session.connection(), row)
+        insert.rowcount(session, row)
     assert "secret-value" not in str(caught.value)
     with community.transaction() as session:  # nothing half-done is left behind
         assert (
@@ -88,6 +87,15 @@ def test_what_it_cannot_do_as_the_execution_context_would_is_refused_at_once(com
     )
     with community.transaction() as session:
         with pytest.raises(ValueError, match="IN lists"):
-            expanding.rows(session.connection(), {"ids": [1, 2]})
+            expanding.rows(session, {"ids": [1, 2]})
         with pytest.raises(sa.exc.InvalidRequestError, match="value is required"):
-            _READ.rows(session.connection(), {})
+            _READ.rows(session, {})
+
+
+def test_what_the_session_holds_unwritten_is_flushed_first_as_session_execute_would(
+    community: Database,
+) -> None:
+    read = Prepared(select(Setting.value).where(Setting.key == bindparam("key")))
+    with community.transaction() as session:
+        session.add(Setting(community_id=1, key="quorum", value=">=2/3"))
+        assert [tuple(r) for r in read.rows(session, {"key": "quorum"})] == [(">=2/3",)]
