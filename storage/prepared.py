@@ -61,7 +61,8 @@ def _compile(statement: ClauseElement, dialect: Dialect, column_keys: Sequence[s
     defaults = tuple((c.key, c.default) for c in compiled.insert_prefetch)
     names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.bind_names.values())
     binds = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
-    columns = compiled._result_columns  # (key, name, objects, type) of each column, in order
+    # the columns as SQLAlchemy itself reads them back: (key, name, objects, type), in order
+    columns = compiled._result_columns
     row = namedtuple("Row", [c[0] for c in columns], rename=True) if columns else None  # type: ignore[misc]
     results = tuple(c[3].dialect_impl(dialect).result_processor(dialect, None) for c in columns)
     return _Compiled(
@@ -94,6 +95,8 @@ class Prepared:
         """Every row, each a named tuple of the statement's columns."""
         conn = _connection(session)
         c = self._for(conn.dialect)
+        if c.row is None:
+            raise TypeError("the statement returns no rows: use rowcount()")
         cursor = self._run(conn, c, params)
         try:
             raw = cursor.fetchall()
@@ -118,7 +121,7 @@ class Prepared:
 
     @staticmethod
     def _run(conn: Connection, c: _Compiled, params: Mapping[str, Any] | None) -> Any:
-        values = c.compiled.construct_params(params, _check=True)
+        values = c.compiled.construct_params(params)
         for name, default in c.defaults:
             if params is None or name not in params:
                 values[name] = default.arg if default.is_scalar else default.arg(None)
@@ -127,7 +130,9 @@ class Prepared:
                 v if p is None else p(v) for p, v in zip(c.binds, (values[n] for n in c.names), strict=True)
             ]
         except Exception as exc:  # a value its column type refuses, wrapped as SQLAlchemy wraps it
-            raise StatementError(str(exc), c.sql, None, exc, hide_parameters=True) from exc
+            raise StatementError(
+                str(exc), c.sql, None, exc, hide_parameters=conn.engine.hide_parameters
+            ) from exc
         parameters: Any = tuple(processed) if c.positional else dict(zip(c.names, processed, strict=True))
         fairy = conn.connection
         cursor = fairy.cursor()
@@ -139,12 +144,12 @@ class Prepared:
             if listening:
                 conn.dispatch.after_cursor_execute(conn, cursor, c.sql, parameters, None, False)
         except conn.dialect.loaded_dbapi.Error as exc:
-            cursor.close()
             lost = conn.dialect.is_disconnect(exc, fairy.dbapi_connection, cursor)
+            cursor.close()
             if lost:
                 conn.invalidate(exc)
             raise DBAPIError.instance(
                 c.sql, parameters, exc, conn.dialect.loaded_dbapi.Error,
-                hide_parameters=True, connection_invalidated=lost, dialect=conn.dialect,
+                hide_parameters=conn.engine.hide_parameters, connection_invalidated=lost, dialect=conn.dialect,
             ) from exc  # fmt: skip
         return cursor

@@ -99,3 +99,22 @@ def test_what_the_session_holds_unwritten_is_flushed_first_as_session_execute_wo
     with community.transaction() as session:
         session.add(Setting(community_id=1, key="quorum", value=">=2/3"))
         assert [tuple(r) for r in read.rows(session, {"key": "quorum"})] == [(">=2/3",)]
+
+
+def test_a_connection_the_server_dropped_is_said_lost_and_not_used_again(postgres_url: str) -> None:
+    """What the dispatcher needs to handle the message once more on a new connection."""
+    db = Database(postgres_url)
+    read = Prepared(select(Setting.value).where(Setting.key == bindparam("key")))
+    try:
+        with pytest.raises(sa.exc.DBAPIError) as caught, db.transaction() as session:
+            pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            other = sa.create_engine(db.engine.url)
+            with other.connect() as conn:
+                conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+            other.dispose()
+            read.rows(session, {"key": "no such key"})
+        assert caught.value.connection_invalidated
+        with db.transaction() as session:  # the pool gives a new connection
+            assert read.rows(session, {"key": "no such key"}) == []
+    finally:
+        db.dispose()
