@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from flows.errors import Refused
 from storage.models import Account, Household, Person, Scope
@@ -60,7 +60,12 @@ def find(session: Session, ref: str, community_id: int | None = None) -> Person:
     """The one person `ref` names among those living in the register (not moved out)."""
     ref = ref.strip()
     name, _, where = ref.partition("@")
-    query = select(Person).where(Person.name == name.strip(), Person.moved_out.is_(False))
+    # with their home in the same query: who finds a person says where they live (`label`)
+    query = (
+        select(Person)
+        .options(joinedload(Person.household).joinedload(Household.building))
+        .where(Person.name == name.strip(), Person.moved_out.is_(False))
+    )
     if community_id is not None:
         query = query.where(Person.community_id == community_id)
     found = list(session.scalars(query.order_by(Person.id)))
