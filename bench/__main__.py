@@ -35,7 +35,7 @@ def _cpu_times() -> tuple[int, int] | None:
         fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     except (OSError, ValueError):
         return None
-    return (fields[7] if len(fields) > 7 else 0), sum(fields)
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])  # guest time is counted in user time
 
 
 def _stolen(before: tuple[int, int] | None) -> str:

@@ -109,21 +109,7 @@ _HEAD_COLUMNS = select(AuditChain.id, AuditChain.seq, AuditChain.hash)
 _COMMUNITY_HEAD = locked(_HEAD_COLUMNS.where(AuditChain.community_id == bindparam("community")))
 _NONE_HEAD = locked(_HEAD_COLUMNS.where(AuditChain.kind == "none"))
 _FROZEN_HEAD = select(AuditChain.hash).where(AuditChain.kind == "frozen")
-_INSERT = Prepared(
-    AuditLog.__table__.insert(),
-    (
-        "chain_id",
-        "seq",
-        "at",
-        "community_id",
-        "actor_id",
-        "action",
-        "issue_id",
-        "detail",
-        "prev_hash",
-        "hash",
-    ),
-)
+_INSERT = Prepared(AuditLog.__table__.insert())
 _HEADS = "audit heads"  # on a connection: {community id: (chain id, seq, hash)} as it last wrote them
 # what the database says of a row that does not continue its chain (migration 0007's triggers)
 BROKEN_LINK = "an audit row must continue its chain"

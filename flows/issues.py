@@ -314,10 +314,8 @@ class Commented(NamedTuple):
     text: str  # as stored: cleaned of control characters
 
 
-_ADD_COMMENT = Prepared(  # inserted through Core: the ORM's unit of work costs more than the insert
-    Comment.__table__.insert().returning(Comment.__table__.c.id),
-    ("issue_id", "person_id", "text", "created_at", "state"),
-)
+# inserted through Core: the ORM's unit of work costs more than the insert
+_ADD_COMMENT = Prepared(Comment.__table__.insert().returning(Comment.__table__.c.id))
 
 
 def comment(session: Session, person: Person, issue_id: int, text: str, now: datetime) -> Commented:

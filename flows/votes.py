@@ -262,7 +262,7 @@ def _cast() -> Insert:
     )
 
 
-_CAST = Prepared(_cast(), ("unit_id", "voter_id", "proxy_id", "choices", "cast_at"))
+_CAST = Prepared(_cast())
 _CHANGE = Ballot.__table__.update().where(Ballot.__table__.c.id == bindparam("ballot"))
 _TAKEN = select(Participation.id).where(
     Participation.poll_id == bindparam("poll"), Participation.unit_id == bindparam("unit")

@@ -188,6 +188,7 @@ def load_sender(
     if row is None:
         hold_account(session, channel, external_id, now)
         row = _SENDER.first(session, key)
+        assert row is not None, "the account was just made"
     account_id, account_locale, person_id, person_locale, household_id, community_id, name, gone, dialog = (
         row[:9]
     )

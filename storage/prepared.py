@@ -5,9 +5,12 @@ one (its cache key hashed and looked up, an execution context, a result object) 
 the SQL: a third of a ballot's time on SQLite. A `Prepared` statement is compiled once per
 dialect by SQLAlchemy, and each run only converts the values with SQLAlchemy's own type
 processors, sends the SQL, and converts the rows back. What the engine's listeners of
-`before_cursor_execute` / `after_cursor_execute` see, and how a driver's error is raised
-(`sqlalchemy.exc.DBAPIError`, the parameters hidden, a lost connection invalidated), stay as
-`Connection.execute` has them.
+`before_cursor_execute` / `after_cursor_execute` see (without an execution context; a listener's
+returned statement is not used), and how an error is raised and handled (SQLAlchemy's own
+handler: `DBAPIError` with the parameters hidden, a lost connection and the pool's older ones
+invalidated), stay as `Connection.execute` has them. An insert names the columns its values
+give, as `Connection.execute` would: a statement is compiled once for each dialect, driver and
+set of parameter names.
 
 An insert's Python-side column defaults (a constant, or a function of nothing such as `dict`)
 are filled in as the execution context would; a statement that needs more of it (an expanding IN
@@ -22,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Dialect
-from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -49,8 +51,8 @@ def _plain(default: Any) -> bool:
     )
 
 
-def _compile(statement: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None) -> _Compiled:
-    compiled = statement.compile(dialect=dialect, column_keys=list(column_keys or ()))
+def _compile(statement: ClauseElement, dialect: Dialect, column_keys: Sequence[str]) -> _Compiled:
+    compiled = statement.compile(dialect=dialect, column_keys=list(column_keys))
     assert isinstance(compiled, SQLCompiler)
     if any(b.expanding for b in compiled.binds.values()) or compiled.literal_execute_params:
         raise ValueError("a prepared statement cannot expand its parameters (IN lists)")
@@ -63,7 +65,7 @@ def _compile(statement: ClauseElement, dialect: Dialect, column_keys: Sequence[s
     binds = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
     # the columns as SQLAlchemy itself reads them back: (key, name, objects, type), in order
     columns = compiled._result_columns
-    row = namedtuple("Row", [c[0] for c in columns], rename=True) if columns else None  # type: ignore[misc]
+    row = namedtuple("Row", [c[0] for c in columns]) if columns else None  # type: ignore[misc]
     results = tuple(c[3].dialect_impl(dialect).result_processor(dialect, None) for c in columns)
     return _Compiled(
         compiled.string, names, bool(compiled.positional), binds, defaults, compiled, row, results
@@ -71,7 +73,8 @@ def _compile(statement: ClauseElement, dialect: Dialect, column_keys: Sequence[s
 
 
 def _connection(session: Session) -> Connection:
-    """The session's connection, its pending changes flushed first, as `Session.execute` would."""
+    """The session's connection, its pending changes flushed first (as `Session.execute` does
+    before an ORM query): what the statement reads, or refers to, is written."""
     if session.autoflush:
         session.flush()  # nothing to do, and cheap, when nothing is pending
     return session.connection()
@@ -80,76 +83,59 @@ def _connection(session: Session) -> Connection:
 class Prepared:
     """A Core statement run without `Connection.execute`'s bookkeeping (see the module)."""
 
-    def __init__(self, statement: ClauseElement, column_keys: Sequence[str] | None = None) -> None:
+    def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
-        self.column_keys = column_keys
-        self._by_dialect: dict[str, _Compiled] = {}
+        self._compiled: dict[tuple[str, str, tuple[str, ...]], _Compiled] = {}
 
-    def _for(self, dialect: Dialect) -> _Compiled:
-        compiled = self._by_dialect.get(dialect.name)
+    def _for(self, dialect: Dialect, names: tuple[str, ...]) -> _Compiled:
+        key = (dialect.name, dialect.driver, names)
+        compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._by_dialect[dialect.name] = _compile(self.statement, dialect, self.column_keys)
+            compiled = self._compiled[key] = _compile(self.statement, dialect, names)
         return compiled
 
     def rows(self, session: Session, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row, each a named tuple of the statement's columns."""
-        conn = _connection(session)
-        c = self._for(conn.dialect)
-        if c.row is None:
-            raise TypeError("the statement returns no rows: use rowcount()")
-        cursor = self._run(conn, c, params)
-        try:
-            raw = cursor.fetchall()
-        finally:
-            cursor.close()
-        results, make = c.results, c.row._make
-        return [make([v if p is None else p(v) for p, v in zip(results, r, strict=True)]) for r in raw]
+        return self._execute(session, params, fetch=True)
 
     def first(self, session: Session, params: Mapping[str, Any] | None = None) -> Any:
+        """The first row, or None (for statements of one row)."""
         rows = self.rows(session, params)
         return rows[0] if rows else None
 
     def rowcount(self, session: Session, params: Mapping[str, Any] | None = None) -> int:
-        """Run a statement that returns no rows: how many rows it changed."""
-        conn = _connection(session)
-        c = self._for(conn.dialect)
-        cursor = self._run(conn, c, params)
-        try:
-            return cursor.rowcount
-        finally:
-            cursor.close()
+        """How many rows the statement changed (what it returns, if anything, is not read)."""
+        return self._execute(session, params, fetch=False)
 
-    @staticmethod
-    def _run(conn: Connection, c: _Compiled, params: Mapping[str, Any] | None) -> Any:
-        values = c.compiled.construct_params(params)
-        for name, default in c.defaults:
-            if params is None or name not in params:
-                values[name] = default.arg if default.is_scalar else default.arg(None)
+    def _execute(self, session: Session, params: Mapping[str, Any] | None, fetch: bool) -> Any:
+        conn = _connection(session)
+        c = self._for(conn.dialect, tuple(params or ()))
+        if fetch and c.row is None:
+            raise TypeError("the statement returns no rows: use rowcount()")
+        parameters: Any = None
+        cursor = None
         try:
+            values = c.compiled.construct_params(params)
+            for name, default in c.defaults:
+                values[name] = default.arg if default.is_scalar else default.arg(None)
             processed = [
                 v if p is None else p(v) for p, v in zip(c.binds, (values[n] for n in c.names), strict=True)
             ]
-        except Exception as exc:  # a value its column type refuses, wrapped as SQLAlchemy wraps it
-            raise StatementError(
-                str(exc), c.sql, None, exc, hide_parameters=conn.engine.hide_parameters
-            ) from exc
-        parameters: Any = tuple(processed) if c.positional else dict(zip(c.names, processed, strict=True))
-        fairy = conn.connection
-        cursor = fairy.cursor()
-        listening = conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute
-        try:
+            parameters = tuple(processed) if c.positional else dict(zip(c.names, processed, strict=True))
+            cursor = conn.connection.cursor()
+            listening = conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute
             if listening:
                 conn.dispatch.before_cursor_execute(conn, cursor, c.sql, parameters, None, False)
             cursor.execute(c.sql, parameters)
             if listening:
                 conn.dispatch.after_cursor_execute(conn, cursor, c.sql, parameters, None, False)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            lost = conn.dialect.is_disconnect(exc, fairy.dbapi_connection, cursor)
+            if not fetch:
+                count = cursor.rowcount
+                cursor.close()
+                return count
+            raw = cursor.fetchall()
             cursor.close()
-            if lost:
-                conn.invalidate(exc)
-            raise DBAPIError.instance(
-                c.sql, parameters, exc, conn.dialect.loaded_dbapi.Error,
-                hide_parameters=conn.engine.hide_parameters, connection_invalidated=lost, dialect=conn.dialect,
-            ) from exc  # fmt: skip
-        return cursor
+        except BaseException as exc:  # wrapped, logged and a lost connection handled as SQLAlchemy does
+            conn._handle_dbapi_exception(exc, c.sql, parameters, cursor, None)
+        results, make = c.results, c.row._make
+        return [make([v if p is None else p(v) for p, v in zip(results, r, strict=True)]) for r in raw]

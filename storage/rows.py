@@ -19,9 +19,9 @@ T = TypeVar("T", bound=tuple[Any, ...])
 
 
 @cache
-def _insert_new(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Prepared:
+def _insert_new(dialect: str, table: Table, keys: tuple[str, ...]) -> Prepared:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return Prepared(insert(table).on_conflict_do_nothing(index_elements=list(keys)), columns)
+    return Prepared(insert(table).on_conflict_do_nothing(index_elements=list(keys)))
 
 
 def insert_new(session: Session, table: Table, row: dict, keys: tuple[str, ...]) -> int:
@@ -29,7 +29,7 @@ def insert_new(session: Session, table: Table, row: dict, keys: tuple[str, ...])
     transactions inserting the same key never end in an IntegrityError (on PostgreSQL the second
     waits for the first to commit, then inserts nothing). 1 if the row was inserted, else 0."""
     dialect = session.get_bind().dialect.name
-    return _insert_new(dialect, table, keys, tuple(row)).rowcount(session, row)
+    return _insert_new(dialect, table, keys).rowcount(session, row)
 
 
 def one_writer(session: Session) -> bool:

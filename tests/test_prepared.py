@@ -12,14 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from flows import outbox
 from storage.db import Database
-from storage.models import Outbox, Person, Setting
+from storage.models import Account, Outbox, Person, Setting
 from storage.prepared import Prepared
 
 AT = datetime(2026, 12, 3, 8, 30, 15, 123456, tzinfo=UTC)
-_QUEUED = Prepared(
-    Outbox.__table__.insert(), ("person_id", "msgid", "params", "created_at", "next_attempt_at")
-)
+_QUEUED = Prepared(Outbox.__table__.insert())
 _READ = Prepared(
     select(
         Outbox.id, Outbox.msgid, Outbox.params, Outbox.next_attempt_at, Outbox.live, Outbox.attempts
@@ -54,21 +53,47 @@ def test_a_naive_time_is_refused_as_the_column_type_refuses_it(community: Databa
 
 
 def test_the_engines_listeners_see_each_statement(community: Database) -> None:
-    seen: list[str] = []
-    record = lambda conn, cursor, statement, *rest: seen.append(statement)  # noqa: E731
-    sa.event.listen(community.engine, "before_cursor_execute", record)
+    seen: list[tuple[str, str]] = []
+    before = lambda conn, cursor, statement, *rest: seen.append(("before", statement))  # noqa: E731
+    after = lambda conn, cursor, statement, *rest: seen.append(("after", statement))  # noqa: E731
+    sa.event.listen(community.engine, "before_cursor_execute", before)
+    sa.event.listen(community.engine, "after_cursor_execute", after)
     try:
         with community.transaction() as session:
             row = _row(session, "m", AT)
             seen.clear()
             _QUEUED.rowcount(session, row)
     finally:
-        sa.event.remove(community.engine, "before_cursor_execute", record)
-    assert len(seen) == 1 and seen[0].lstrip().upper().startswith("INSERT INTO OUTBOX")
+        sa.event.remove(community.engine, "before_cursor_execute", before)
+        sa.event.remove(community.engine, "after_cursor_execute", after)
+    assert [when for when, _ in seen] == ["before", "after"]
+    assert seen[0][1].lstrip().upper().startswith("INSERT INTO OUTBOX")
+
+
+def test_a_column_left_out_gets_its_python_default_a_function_called_afresh(community: Database) -> None:
+    with community.transaction() as session:
+        row = _row(session, "m", AT)
+        del row["params"]  # `default=dict`: a new dict for each row
+        assert _QUEUED.rowcount(session, row) == 1
+        assert _QUEUED.rowcount(session, row | {"msgid": "m2"}) == 1
+        assert [r.params for r in _READ.rows(session, {"msgid": "m"})] == [{}]
+
+
+def test_a_statement_that_changes_nothing_counts_none(community: Database) -> None:
+    """`notify` says False for a person without a chat account: its INSERT … SELECT inserts nothing."""
+    with community.transaction() as session:
+        nobody = session.scalar(
+            select(Person.id)
+            .where(~Person.id.in_(select(Account.person_id).where(Account.person_id.is_not(None))))
+            .limit(1)
+        )
+        assert nobody is not None
+        assert outbox.notify(session, nobody, AT, "m") is False
+        assert _READ.rows(session, {"msgid": "m"}) == []
 
 
 def test_a_drivers_error_is_sqlalchemys_with_its_parameters_hidden(community: Database) -> None:
-    insert = Prepared(Setting.__table__.insert(), ("community_id", "key", "value"))
+    insert = Prepared(Setting.__table__.insert())
     row = {"community_id": 1, "key": "quorum", "value": "secret-value"}
     with community.transaction() as session:
         insert.rowcount(session, row)
@@ -88,7 +113,7 @@ def test_what_it_cannot_do_as_the_execution_context_would_is_refused_at_once(com
     with community.transaction() as session:
         with pytest.raises(ValueError, match="IN lists"):
             expanding.rows(session, {"ids": [1, 2]})
-        with pytest.raises(sa.exc.InvalidRequestError, match="value is required"):
+        with pytest.raises(sa.exc.StatementError, match="value is required"):
             _READ.rows(session, {})
 
 
@@ -101,20 +126,23 @@ def test_what_the_session_holds_unwritten_is_flushed_first_as_session_execute_wo
         assert [tuple(r) for r in read.rows(session, {"key": "quorum"})] == [(">=2/3",)]
 
 
-def test_a_connection_the_server_dropped_is_said_lost_and_not_used_again(postgres_url: str) -> None:
-    """What the dispatcher needs to handle the message once more on a new connection."""
+def test_a_connection_the_server_dropped_is_said_lost_and_the_pools_others_with_it(postgres_url: str) -> None:
+    """What the dispatcher needs to handle the message once more on a new connection: after a
+    restart every pooled connection is dead, and the next transaction must not be given one."""
     db = Database(postgres_url)
     read = Prepared(select(Setting.value).where(Setting.key == bindparam("key")))
     try:
-        with pytest.raises(sa.exc.DBAPIError) as caught, db.transaction() as session:
-            pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
-            other = sa.create_engine(db.engine.url)
-            with other.connect() as conn:
+        with db.engine.connect() as one, db.engine.connect() as two:  # two connections in the pool
+            pids = [c.exec_driver_sql("SELECT pg_backend_pid()").scalar() for c in (one, two)]
+        other = sa.create_engine(db.engine.url)
+        with other.connect() as conn:
+            for pid in pids:
                 conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
-            other.dispose()
+        other.dispose()
+        with pytest.raises(sa.exc.DBAPIError) as caught, db.transaction() as session:
             read.rows(session, {"key": "no such key"})
         assert caught.value.connection_invalidated
-        with db.transaction() as session:  # the pool gives a new connection
+        with db.transaction() as session:  # neither dead connection is handed out again
             assert read.rows(session, {"key": "no such key"}) == []
     finally:
         db.dispose()
