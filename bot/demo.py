@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from flows import actions, issues, register, settings, votes
+from flows import actions, issues, people, register, settings, votes
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Account, Invite, Person, Scope
@@ -150,13 +150,13 @@ def create(url: str, key: BallotKey, now: datetime | None = None) -> None:
         lift, at = raise_("李伟", "1栋", "1栋电梯又坏了", "1栋的电梯这周又停运了,老人上下楼很困难。", 3)
         # a building of 20 households needs 3: one more supporter keeps it just short
         for p in _residents_of(session, "1栋")[5:6]:
-            issues.support(session, p, lift.id, at + timedelta(hours=5))
+            issues.support(session, people.resident(session, p.id), lift.id, at + timedelta(hours=5))
 
         parking, at = raise_(
             "张秀英", "东片区", "东片区晚上停车难", "晚上七点以后东片区几乎找不到车位,消防通道也被占用。", 6
         )
         for i, p in enumerate(_residents_of(session, "1栋")[8:14] + _residents_of(session, "3栋")[:4]):
-            issues.support(session, p, parking.id, at + timedelta(hours=2 + i))
+            issues.support(session, people.resident(session, p.id), parking.id, at + timedelta(hours=2 + i))
         for i, (who, text) in enumerate(
             (
                 ("孙丽华", "建议在东门外空地规划临时停车位。"),
@@ -164,7 +164,13 @@ def create(url: str, key: BallotKey, now: datetime | None = None) -> None:
                 ("欧阳明", "消防通道必须先清出来。"),
             )
         ):
-            issues.comment(session, _person(session, who), parking.id, text, at + timedelta(days=1, hours=i))
+            issues.comment(
+                session,
+                people.resident(session, _person(session, who).id),
+                parking.id,
+                text,
+                at + timedelta(days=1, hours=i),
+            )
 
         # the parking issue is being voted on by 东片区's households
         votes.open_poll(
@@ -182,7 +188,7 @@ def create(url: str, key: BallotKey, now: datetime | None = None) -> None:
         )
         neighbours = _residents_of(session, "4栋")
         for p in neighbours[1:4]:
-            issues.support(session, p, trash.id, at + timedelta(hours=3))
+            issues.support(session, people.resident(session, p.id), trash.id, at + timedelta(hours=3))
         poll = votes.open_poll(
             session, _person(session, "胡德福"), trash, kind="approve", labels=list(votes.APPROVE), k=1,
             closes_at=now - timedelta(days=6), secret=False, unit="household", now=now - timedelta(days=9), tz="Asia/Shanghai", key=key,

@@ -33,7 +33,11 @@ LEADERS = ("building_leader", "grid_worker", "committee")
 
 # statements of every support and comment, built once (building them costs more than running them)
 _ISSUE = select(Issue).options(joinedload(Issue.scope)).where(Issue.id == bindparam("id"))
-_LOCKED_ISSUE = locked(select(Issue).where(Issue.id == bindparam("id")))
+# with its scope (every rule of an issue asks for it); the issue's row alone is locked
+_LOCKED_ISSUE = locked(
+    select(Issue).options(joinedload(Issue.scope, innerjoin=True)).where(Issue.id == bindparam("id")),
+    of=Issue,
+)
 _LOCKED_COMMENT = locked(select(Comment).where(Comment.id == bindparam("id")))
 _TALLY = Prepared(
     select(func.count(Support.id), func.count(func.distinct(Support.household_id))).where(
@@ -124,9 +128,14 @@ def get_comment(
 
 def require_resident(session: Session, person: Person) -> Scope:
     building = scopes.home(session, person)
-    if building is None:
-        raise Refused("Only residents with a home in the register can do this.")
+    _has_home(building is not None)
+    assert building is not None
     return building
+
+
+def _has_home(has: bool) -> None:
+    if not has:
+        raise Refused("Only residents with a home in the register can do this.")
 
 
 # --- counting -----------------------------------------------------------------------------
@@ -175,7 +184,7 @@ def _reach_threshold(
     return True, t
 
 
-def _add_support(session: Session, issue_id: int, person: Person, now: datetime) -> bool:
+def _add_support(session: Session, issue_id: int, person: people.Member, now: datetime) -> bool:
     """The person's support, unless they already support the issue (then False)."""
     row = {
         "issue_id": issue_id,
@@ -274,15 +283,17 @@ def raise_issue(
 # --- support and discuss ------------------------------------------------------------------
 
 
-def support(session: Session, person: Person, issue_id: int, now: datetime) -> tuple[Issue, Tally, bool]:
+def support(
+    session: Session, person: people.Resident, issue_id: int, now: datetime
+) -> tuple[Issue, Tally, bool]:
     """Second an issue; returns it, its tally, and whether this support opened the discussion."""
     issue = get_issue(session, person, issue_id, lock=True)  # supports of one issue count in turn
-    require_resident(session, person)
+    _has_home(person.home_path is not None)
     if issue.status not in lifecycle.SUPPORTABLE:
         raise Refused("Issue #{n} is no longer gathering support.", n=issue.id)
     if issue.status == "raised" and now >= issue.support_deadline:
         raise Refused("The support window of issue #{n} has closed.", n=issue.id)
-    if not scopes.lives_in(session, person, issue.scope):
+    if not scopes.lives_at(person.home_path, issue.scope):
         raise Refused(
             "Issue #{n} belongs to {scope}; only its residents can support it.",
             n=issue.id,
@@ -302,10 +313,12 @@ def support(session: Session, person: Person, issue_id: int, now: datetime) -> t
     return issue, t, opened
 
 
-def may_discuss(session: Session, person: Person, issue: Issue) -> bool:
-    return scopes.lives_in(session, person, issue.scope) or scopes.leads(
-        session, person, issue.scope, LEADERS
-    )
+def may_discuss(session: Session, person: people.Resident, issue: Issue) -> bool:
+    if scopes.lives_at(person.home_path, issue.scope):
+        return True
+    # only a duty role covers a scope one does not live in: for it, the whole person is loaded
+    leader = session.get(Person, person.id) if person.roles else None
+    return leader is not None and scopes.leads(session, leader, issue.scope, LEADERS)
 
 
 class Commented(NamedTuple):
@@ -318,7 +331,7 @@ class Commented(NamedTuple):
 _ADD_COMMENT = Prepared(Comment.__table__.insert().returning(Comment.__table__.c.id))
 
 
-def comment(session: Session, person: Person, issue_id: int, text: str, now: datetime) -> Commented:
+def comment(session: Session, person: people.Resident, issue_id: int, text: str, now: datetime) -> Commented:
     issue = get_issue(session, person, issue_id)
     text = clean_text(text)
     if issue.status not in lifecycle.COMMENTABLE:

@@ -111,7 +111,12 @@ def home(session: Session, person: Person) -> Scope | None:
 
 def lives_in(session: Session, person: Person, scope: Scope) -> bool:
     building = home(session, person)
-    return building is not None and within(building, scope)
+    return lives_at(building.path if building else None, scope)
+
+
+def lives_at(home_path: str | None, scope: Scope) -> bool:
+    """Whether a home (its building's path; None: no home) lies in the scope."""
+    return home_path is not None and contains(scope.path, home_path)
 
 
 def duty_building(session: Session, person: Person) -> Scope | None:

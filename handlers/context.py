@@ -10,7 +10,7 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session, aliased, joinedload
 
-from flows import groups, outbox, settings
+from flows import groups, outbox, people, settings
 from flows.errors import Refused
 from flows.issues import require_registered
 from flows.messages import Incoming, Window
@@ -90,6 +90,17 @@ class Ctx:
             return None
         assert s.community_id is not None and s.name is not None
         return Member(s.person_id, s.household_id, s.community_id, s.name)
+
+    @cached_property
+    def resident(self) -> people.Resident:
+        """`registered`, as the plain values a support or a comment needs (one query, no ORM)."""
+        found = (
+            None if self.sender.person_id is None else people.resident(self.session, self.sender.person_id)
+        )
+        if found is None:
+            require_registered(None)
+        assert found is not None
+        return found
 
     @property
     def registered(self) -> Person:

@@ -51,13 +51,13 @@ def show(ctx: Ctx, args: str) -> list[Reply]:
 
 def support(ctx: Ctx, args: str) -> list[Reply]:
     issue_id = flow.parse_id(one_arg(args, "/support N"))
-    issue, tally, opened = flow.support(ctx.session, ctx.registered, issue_id, ctx.now)
+    issue, tally, opened = flow.support(ctx.session, ctx.resident, issue_id, ctx.now)
     return [support_reply(ctx, issue, tally, opened)]
 
 
 def comment(ctx: Ctx, args: str) -> list[Reply]:
     number, text = _split(args, "/comment N TEXT", 2)
-    row = flow.comment(ctx.session, ctx.registered, flow.parse_id(number), text, ctx.now)
+    row = flow.comment(ctx.session, ctx.resident, flow.parse_id(number), text, ctx.now)
     return [Reply(ctx.t("Comment C{c} added to issue #{id}.", c=row.id, id=row.issue_id))]
 
 

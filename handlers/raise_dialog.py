@@ -90,10 +90,12 @@ def _confirm(ctx: Ctx, data: dict, text: str) -> tuple[str | None, list[Reply]]:
     chosen = options[0] if answer in YES else pick(text, options)
     if chosen is None:
         raise Refused("Please answer with one of the numbers 1–{n}, or no to cancel.", n=len(options))
-    person = ctx.registered
     if chosen.payload.startswith("support:"):
-        issue, tally, opened = flow.support(ctx.session, person, int(chosen.payload.split(":")[1]), ctx.now)
+        issue, tally, opened = flow.support(
+            ctx.session, ctx.resident, int(chosen.payload.split(":")[1]), ctx.now
+        )
         return None, [support_reply(ctx, issue, tally, opened)]
+    person = ctx.registered
     issue, tally = flow.raise_issue(
         ctx.session, person, data["scope_id"], data["title"], data["details"], ctx.now, data.get("photo")
     )

@@ -39,9 +39,9 @@ def one_writer(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
-def locked(query: Select[T]) -> Select[T]:
+def locked(query: Select[T], of: Any = None) -> Select[T]:
     """The rows of `query`, locked until the end of the transaction (`FOR NO KEY UPDATE`) and read
     as they are now: a transaction that wants the same rows waits for this one to end, then sees
     what it wrote. NO KEY: inserting rows that refer to the locked one (a support of a locked
-    issue) does not wait."""
-    return query.with_for_update(key_share=True).execution_options(populate_existing=True)
+    issue) does not wait. `of`: the table whose rows are locked, where others are joined in."""
+    return query.with_for_update(key_share=True, of=of).execution_options(populate_existing=True)

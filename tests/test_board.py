@@ -24,6 +24,7 @@ from bot.app import AUDIT_EVERY
 from flows import export, issues
 from flows import settings as community_settings
 from flows.errors import Refused
+from flows.people import resident
 from storage.db import Database
 from storage.models import AuditLog, Household, Invite, IssuePhoto, Person, Scope
 from tests.harness import TestBot, serving
@@ -277,7 +278,9 @@ def test_titles_and_comments_are_shown_as_text(bot: TestBot) -> None:
         issue, _ = issues.raise_issue(
             session, author, building, "<script>alert(1)</script>", "<b>详情</b>", bot.clock.now()
         )
-        issues.comment(session, author, issue.id, '"><img src=x onerror=alert(2)>', bot.clock.now())
+        issues.comment(
+            session, resident(session, author.id), issue.id, '"><img src=x onerror=alert(2)>', bot.clock.now()
+        )
     with board(bot) as site:
         for address in ("/c/1", f"/c/1/issues/{issue.id}"):
             html = site.get(address).text
@@ -298,7 +301,9 @@ def test_any_title_or_comment_keeps_the_pages_whole(bot: TestBot, title: str, sa
         building = session.scalar(select(Scope.id).where(Scope.name == "1栋"))
         try:
             issue, _ = issues.raise_issue(session, author, building, title, "详情", bot.clock.now())
-            comment = issues.comment(session, author, issue.id, said, bot.clock.now()).text
+            comment = issues.comment(
+                session, resident(session, author.id), issue.id, said, bot.clock.now()
+            ).text
         except Refused:
             return  # a title or comment the bot refuses never reaches the board
         stored = issue.title

@@ -170,7 +170,7 @@ def test_two_supports_racing_the_threshold_open_the_discussion_once(bot: TestBot
         bot.say(f"/as {who}")
     (_, _, opened), reply = race(
         bot,
-        lambda s: issue_flow.support(s, people.find(s, "张强"), 1, bot.clock.now()),
+        lambda s: issue_flow.support(s, people.resident(s, people.find(s, "张强").id), 1, bot.clock.now()),
         lambda: send(bot, "刘洋", "/support 1"),
     )
     assert opened and "You support issue #1 (4 households)." in reply
@@ -334,7 +334,9 @@ def test_the_same_update_handled_by_two_workers_at_once_is_handled_once(bot: Tes
                 "INSERT INTO handled_updates (channel, key, handled_at) VALUES ('console', 'update-99', now())"
             )
         )
-        issue_flow.support(session, people.find(session, "王芳"), 1, bot.clock.now())
+        issue_flow.support(
+            session, people.resident(session, people.find(session, "王芳").id), 1, bot.clock.now()
+        )
 
     _, second = race(bot, first, lambda: bot.app.dispatcher.handle(support))
     assert second == []  # it waited for the first, then found the key: ignored
