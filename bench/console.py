@@ -137,11 +137,8 @@ def run() -> list[Result]:
     ]
 
 
-def dispatcher_alone() -> Result:
-    """The same lines, minus `/as`, straight to the dispatcher from each resident's account: the
-    core without the console's process, pipes and printing."""
-    db = fresh_sqlite("dispatcher-mix")
-    key = BallotKey(new_key())
+def mix(db: Database, key: BallotKey) -> list[Incoming]:
+    """The register, the issues, and the script's lines minus `/as`, each from its resident's account."""
     names, open_to = _setup(db, key)
     with db.transaction() as session:
         ids = dict(session.execute(select(Person.name, Person.id).where(Person.name.in_(names))).all())
@@ -152,6 +149,15 @@ def dispatcher_alone() -> Result:
             who = f"person:{ids[line[4:]]}"
         else:
             messages.append(Incoming("console", who, "console", text=line))
+    return messages
+
+
+def dispatcher_alone() -> Result:
+    """The same lines, minus `/as`, straight to the dispatcher from each resident's account: the
+    core without the console's process, pipes and printing."""
+    db = fresh_sqlite("dispatcher-mix")
+    key = BallotKey(new_key())
+    messages = mix(db, key)
     dispatcher = Dispatcher(db, FixedClock(datetime.now(UTC)), key)
     start = time.perf_counter()
     for message in messages:

@@ -4,7 +4,7 @@ vary by half from one hour to the next).
 
 `python -m bench.instructions ballot|mix [N]` runs the same set-up twice under callgrind, once
 followed by N messages, and prints the difference divided by N: per ballot (`ballot`: the votes
-benchmark's first ballots in a poll of 1,800 households) or per support or comment (`mix`: the
+benchmark's first ballots, 2,000 households) or per support or comment (`mix`: the
 console's mix, dispatched). Minutes, not seconds: callgrind runs Python some fifty times slower.
 """
 
@@ -16,52 +16,24 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-
-from bench import console
-from bench.common import KEY, NOW, fresh_sqlite, register_csv
-from flows import register
+from bench import console, votes
+from bench.common import KEY, fresh_sqlite
 from flows.clock import FixedClock
 from flows.messages import Incoming
 from handlers.dispatch import Dispatcher
-from storage.models import Account, Person
 
 WARM = 200  # messages before those counted: the statements compiled, the caches filled
 
 
 def _ballots(n: int) -> None:
-    db = fresh_sqlite("instructions")
-    with db.transaction() as session:
-        register.import_file(session, register_csv(buildings=1, rooms=1800), NOW)
-        people = session.scalars(select(Person).order_by(Person.id)).all()
-        for p in people:
-            session.add(Account(channel="bench", external_id=str(p.id), person_id=p.id, created_at=NOW))
-        residents = [str(p.id) for p in people if p.household_id is not None]
-        chief = next(str(p.id) for p in people if p.household_id is None)
-    dispatcher = Dispatcher(db, FixedClock(NOW), KEY)
-    say = lambda who, text: dispatcher.handle(Incoming("bench", who, who, text=text))  # noqa: E731
-    for line in ("/raise", "加装电梯", "老人上下楼困难。", "1", "yes"):
-        say(residents[0], line)
-    for who in residents[1:80]:
-        say(who, "/support 1")
-    for line in ("/openvote 1", "1", "7d", "1", "2", "1"):
-        say(chief, line)
+    dispatcher, residents = votes._prepare(fresh_sqlite("instructions"))
     for who in residents[: WARM + n]:
-        say(who, "/vote 1 1")
+        dispatcher.handle(Incoming("bench", who, who, text="/vote 1 1"))
 
 
 def _mix(n: int) -> None:
     db = fresh_sqlite("instructions")
-    names, open_to = console._setup(db, KEY)
-    with db.transaction() as session:
-        ids = dict(session.execute(select(Person.name, Person.id).where(Person.name.in_(names))).all())
-    lines, _ = console._script(names, open_to)
-    messages, who = [], ""
-    for line in lines:
-        if line.startswith("/as "):
-            who = f"person:{ids[line[4:]]}"
-        else:
-            messages.append(Incoming("console", who, "console", text=line))
+    messages = console.mix(db, KEY)
     dispatcher = Dispatcher(db, FixedClock(datetime.now(UTC)), KEY)
     for message in messages[: WARM + n]:
         dispatcher.handle(message)
