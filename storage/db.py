@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("yishi.db")
@@ -55,6 +56,9 @@ def make_engine(url: str) -> Engine:
 
 
 READING = "yishi_reading"  # the execution option of a reading transaction
+# threads that keep a connection of their own between transactions (`Database.transaction`): a few,
+# so that the pool always has connections for every other thread
+HELD = 4
 _READ_ONLY = text("SET TRANSACTION READ ONLY")
 _WAKE = "wake at"
 # on PostgreSQL the hints also go to other processes (a web worker's commit wakes the clock)
@@ -72,13 +76,24 @@ def wake_at(session: Session, what: str, at: datetime) -> None:
 
 
 class Database:
-    """An engine and its session factory; `transaction()` is the unit of work of one message."""
+    """An engine and its session factory; `transaction()` is the unit of work of one message.
+
+    A connection taken from the pool and given back costs about as much as a ballot's SQL (the
+    pool's checkout, reset and checkin, a new `Connection`): the first HELD threads to write (a
+    dispatcher's, the console's, the clock's) keep theirs between transactions. A kept connection
+    is idle between them (no transaction, no lock); one that was lost is made anew on its next use
+    (SQLAlchemy's reconnect), and a thread that ended gives its connection back to the pool.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._wake: list[Callable[[str, datetime], None]] = []
+        self._held: dict[threading.Thread, Connection] = {}
+        self._holding = threading.Lock()
+        self._lent: set[Connection] = set()  # kept connections in a transaction now
+        self._stale: set[Connection] = set()  # kept connections made before a connection was lost
 
     def on_wake(self, listener: Listener) -> None:
         """`listener(what, at)` after each commit of a transaction that wrote something due at `at`."""
@@ -93,17 +108,48 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """Commits when the block ends, rolls back if it raises. A savepoint still open then is a
         bug (what it holds would be committed past the hooks that run at commit): refused."""
-        with self.sessions() as session, session.begin():
-            yield session
-            if session.in_nested_transaction():
-                raise RuntimeError("a savepoint is still open at commit: use `with session.begin_nested():`")
-            wakes = session.info.pop(_WAKE, {})
-            if wakes and self.shared:  # sent by PostgreSQL at commit, and only then
-                payload = json.dumps({what: at.isoformat() for what, at in wakes.items()})
-                session.execute(_NOTIFY, {"channel": WAKE_CHANNEL, "payload": payload})
+        conn = self._lend()
+        try:
+            with self.sessions(bind=conn) if conn else self.sessions() as session, session.begin():
+                yield session
+                if session.in_nested_transaction():
+                    raise RuntimeError(
+                        "a savepoint is still open at commit: use `with session.begin_nested():`"
+                    )
+                wakes = session.info.pop(_WAKE, {})
+                if wakes and self.shared:  # sent by PostgreSQL at commit, and only then
+                    payload = json.dumps({what: at.isoformat() for what, at in wakes.items()})
+                    session.execute(_NOTIFY, {"channel": WAKE_CHANNEL, "payload": payload})
+        except DBAPIError as exc:
+            if exc.connection_invalidated:  # the server went away: the other kept ones are gone too
+                with self._holding:
+                    self._stale.update(self._held.values())
+            raise
+        finally:
+            if conn is not None:
+                self._lent.discard(conn)
         for what, at in wakes.items():
             for listener in self._wake:
                 listener(what, at)
+
+    def _lend(self) -> Connection | None:
+        """The thread's kept connection, if it has or may take one and it is not in use already (a
+        transaction begun inside another of the same thread gets one of its own from the pool)."""
+        thread = threading.current_thread()
+        conn = self._held.get(thread)
+        if conn is None or (conn in self._stale and conn not in self._lent):
+            with self._holding:
+                for old in [t for t, c in self._held.items() if not t.is_alive() or c is conn]:
+                    gone = self._held.pop(old)
+                    self._stale.discard(gone)
+                    gone.close()  # back to the pool, which makes a connection older than a loss anew
+                if len(self._held) >= HELD:
+                    return None
+                conn = self._held[thread] = self.engine.connect()
+        if conn in self._lent:
+            return None
+        self._lent.add(conn)
+        return conn
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -138,6 +184,11 @@ class Database:
                 stopping.wait(5)
 
     def dispose(self) -> None:
+        with self._holding:
+            for conn in self._held.values():
+                conn.close()
+            self._held.clear()
+            self._stale.clear()
         self.engine.dispose()
 
 
