@@ -104,12 +104,18 @@ class App:
         if messages or won:
             looked_at = self.clock.now()
             delivery = self.deliver(senders, stopping)
-            edits = outbox.edit_live(self.db, self.clock.now, senders, self.render, self.pacer)
-            sent, later = delivery.sent, [delivery.next_at, edits]
+            sent, later = delivery.sent, [delivery.next_at]
         with self.db.transaction() as session:
             # what was due when the delivery looked was sent, held, or set aside until `later`
             due_next = schedule.next_due(session, senders, after=looked_at)
             found = dict(zip(("work", "message"), due_next, strict=True))
+            if looked_at is not None:  # and, in the same look, the groups' vote messages kept current
+                live_at = self.clock.now()
+                live = outbox.live_messages(session, senders, live_at)
+        if looked_at is not None:
+            later.append(
+                outbox.edit_live(self.db, self.clock.now, senders, self.render, self.pacer, live, live_at)
+            )
         with self._lock:
             for what in ("work", "message"):
                 extra = [self.planner.next] if what == "work" else later

@@ -28,7 +28,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Insert, String, bindparam, exists, select, update
 from sqlalchemy.orm import Session, aliased
@@ -471,9 +471,13 @@ def resolve(session: Session, rows: list, served: Collection[str], now: datetime
     group_ids = {r.group_id for r in rows if r.group_id is not None}
     accounts: dict[int, list] = {}
     if people_ids:
-        for a in session.execute(_ACCOUNTS, {"people": sorted(people_ids)}):
+        for a in session.connection().execute(_ACCOUNTS, {"people": sorted(people_ids)}):
             accounts.setdefault(a[0], []).append(a)
-    groups = {g.id: g for g in session.execute(_GROUPS, {"groups": sorted(group_ids)})} if group_ids else {}
+    groups = (
+        {g.id: g for g in session.connection().execute(_GROUPS, {"groups": sorted(group_ids)})}
+        if group_ids
+        else {}
+    )
     moved = set(
         session.scalars(select(Person.id).where(Person.id.in_(people_ids), Person.moved_out.is_(True)))
         if people_ids - accounts.keys()
@@ -536,6 +540,12 @@ _CLAIM = (
     .returning(Outbox.id, Outbox.attempts, Outbox.msgid, Outbox.params, Outbox.reason, Outbox.rendered,
                Outbox.parts_sent, Outbox.live)
 )  # fmt: skip
+_OUTBOX = Outbox.__table__
+_RENDERED = _OUTBOX.update().where(_OUTBOX.c.id == bindparam("row"))  # SET what the parameters name
+# an attempt's rows, while its lease holds them (SET what the parameters name)
+_MARK = _OUTBOX.update().where(
+    _OUTBOX.c.id.in_(bindparam("rows", expanding=True)), _OUTBOX.c.next_attempt_at == bindparam("lease")
+)
 DROPPED = "dropped: what it was about has passed"
 
 
@@ -561,9 +571,6 @@ class Attempt:
         self.parts: list[str] = []
         self.done = 0  # parts delivered by earlier attempts
 
-    def _ours(self) -> ColumnElement[bool]:
-        return Outbox.id.in_(self.rows) & (Outbox.next_attempt_at == self.lease)
-
     def claim(
         self, row_ids: list[int], render: Render, max_length: int | None, measure: Measure = utf16_units
     ) -> bool:
@@ -576,7 +583,8 @@ class Attempt:
         now = self.now()
         row_ids = row_ids if self.recipient.is_group or self.recipient.windowed else row_ids[:1]
         with self.db.transaction() as session:
-            won = sorted(session.execute(_CLAIM, {"rows": row_ids, "now": now, "lease": self.lease}).all())
+            conn = session.connection()
+            won = sorted(conn.execute(_CLAIM, {"rows": row_ids, "now": now, "lease": self.lease}).all())
             texts: list[str] = []
             dropped, broken, later = [], [], []
             for r in won:
@@ -598,7 +606,7 @@ class Attempt:
                     later.append(r.id)  # in a message of its own, at the next turn
                     continue
                 if r.rendered is None:
-                    session.execute(update(Outbox).where(Outbox.id == r.id).values(rendered=message.text))
+                    conn.execute(_RENDERED, {"row": r.id, "rendered": message.text})
                 texts.append(message.text)
                 self.rows.append(r.id)
                 self.message = replace(message, text=joined) if len(texts) > 1 else message
@@ -638,7 +646,11 @@ class Attempt:
             if self.alone:
                 values |= {"shown": self.message.text, "edited_at": now}
         with self.db.transaction() as session:
-            won = session.execute(update(Outbox).where(self._ours()).values(**values)).rowcount
+            won = (
+                session.connection()
+                .execute(_MARK, {"rows": self.rows, "lease": self.lease, **values})
+                .rowcount
+            )
             if self.recipient.windowed:  # one of the messages its window allows
                 session.execute(
                     update(Account)
@@ -662,7 +674,7 @@ class Attempt:
             again = now + (timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(self.attempts))
             values["next_attempt_at"] = again
         with self.db.transaction() as session:
-            session.execute(update(Outbox).where(self._ours()).values(**values))
+            session.connection().execute(_MARK.values(**values), {"rows": self.rows, "lease": self.lease})
             if exc.blocked and self.recipient.account_id is not None:
                 session.execute(
                     update(Account).where(Account.id == self.recipient.account_id).values(blocked_at=now)
@@ -721,7 +733,7 @@ def _plan(
     """The due rows by target, oldest first, in one transaction: rows nobody can take now are held,
     and in quiet hours rows wait for their end (a reminder that would be too late then is dropped)."""
     with db.transaction() as session:
-        due = sorted(session.execute(_DUE, {"now": at}).all())
+        due = sorted(session.connection().execute(_DUE, {"now": at}).all())
         where = resolve(session, due, served, at)
         for reason in {w.gone for w in where.values() if w.gone}:
             gone = [r.id for r in due if where[r.id].gone == reason]
@@ -889,8 +901,29 @@ def deliver_due(
 
 # --- a group's vote message, kept current ------------------------------------------------------
 
+# as the partial index `ix_outbox_live` has it (storage/models.py), which keeps this from reading the outbox
 _LIVE = select(Outbox.id, Outbox.person_id, Outbox.group_id, Outbox.msgid, Outbox.params, Outbox.sent_ref,
                Outbox.shown, Outbox.edited_at).where(Outbox.live.is_(True), Outbox.sent_ref.is_not(None))  # fmt: skip
+_CLOSED = select(Poll.id, Poll.closed_at).where(Poll.id.in_(bindparam("polls", expanding=True)))
+
+
+class Live(NamedTuple):
+    """A group's vote message to keep current, as the look after a delivery found it."""
+
+    row: Any  # the outbox row (`_LIVE`'s columns)
+    closed: bool  # its vote has closed: one last edit ends its edits
+    where: Where
+
+
+def live_messages(session: Session, senders: Mapping[str, Sender], at: datetime) -> list[Live]:
+    """The groups' vote messages that are kept current (read in the look at what is next due)."""
+    conn = session.connection()
+    live = conn.execute(_LIVE).all()
+    if not live:
+        return []
+    polls = dict(conn.execute(_CLOSED, {"polls": sorted({r.params["poll"] for r in live})}).all())
+    where = resolve(session, live, senders, at)
+    return [Live(row, polls.get(row.params["poll"]) is not None, where[row.id]) for row in live]
 
 
 def edit_live(
@@ -899,27 +932,17 @@ def edit_live(
     senders: Mapping[str, Sender],
     render: Render,
     pacer: Pacer,
+    live: list[Live],
+    at: datetime,
 ) -> datetime | None:
     """Edit each group's vote message whose text has changed (the turnout; an open vote's counts),
     at most once a minute while the vote runs, and once more after its close, which ends its
-    edits. When the next edit may be due."""
-    at = now()
-    with db.transaction() as session:
-        live = session.execute(_LIVE).all()
-        if not live:
-            return None
-        polls = dict(
-            session.execute(
-                select(Poll.id, Poll.closed_at).where(Poll.id.in_({r.params["poll"] for r in live}))
-            ).all()
-        )
-        where = resolve(session, live, senders, at)
+    edits; `live` as `live_messages` found them at `at`. When the next edit may be due."""
     next_at: datetime | None = None
-    for row in live:
-        closed = polls.get(row.params["poll"]) is not None
-        recipient = where[row.id].recipient
+    for row, closed, where in live:
+        recipient = where.recipient
         due_at = (row.edited_at or at) + EDIT_EVERY
-        if recipient is None or where[row.id].unserved or (not closed and at < due_at):
+        if recipient is None or where.unserved or (not closed and at < due_at):
             if not closed:
                 next_at = due_at if next_at is None else min(next_at, due_at)
             continue

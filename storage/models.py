@@ -79,10 +79,14 @@ class Person(Base):
     """A person in the register; `duty_scope` is the deepest scope of their register row."""
 
     __tablename__ = "people"
-    __table_args__ = (UniqueConstraint("community_id", "register_key"),)
+    __table_args__ = (
+        UniqueConstraint("community_id", "register_key"),
+        # a community's people, and its namesakes (said with each message to them) found by name
+        Index("ix_people_community_id_name", "community_id", "name"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    community_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"), index=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("scopes.id"))
     # (building, room, name) of the register row, joined: how a re-import finds the person
     register_key: Mapped[str] = mapped_column(String(300))
     name: Mapped[str] = mapped_column(String(100), index=True)
@@ -319,6 +323,11 @@ class DialogState(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+# as each database's planner must find it in the query (`Outbox.live.is_(True)`, a vote message sent)
+LIVE_SQLITE = "live IS 1 AND sent_ref IS NOT NULL"
+LIVE_POSTGRESQL = "live IS true AND sent_ref IS NOT NULL"
+
+
 class Outbox(Base):
     """A message the bot sends on its own, written in the transaction of its cause, addressed to a
     person or a bound group; the account is chosen when it is sent."""
@@ -338,6 +347,13 @@ class Outbox(Base):
             "group_id",
             sqlite_where=text("held_at IS NOT NULL"),
             postgresql_where=text("held_at IS NOT NULL"),
+        ),
+        # the groups' vote messages kept current (looked for after each delivery): not the whole outbox
+        Index(
+            "ix_outbox_live",
+            "id",
+            sqlite_where=text(LIVE_SQLITE),
+            postgresql_where=text(LIVE_POSTGRESQL),
         ),
         CheckConstraint("(person_id IS NULL) <> (group_id IS NULL)", name="one_target"),
     )
@@ -478,10 +494,11 @@ class Ballot(Base):
     """An open poll's ballot: one per unit, changeable by its voter until the close."""
 
     __tablename__ = "ballots"
+    # also the index of the poll's ballots (its first column): no other is written with each ballot
     __table_args__ = (UniqueConstraint("poll_id", "unit_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    poll_id: Mapped[int] = mapped_column(ForeignKey("polls.id"), index=True)
+    poll_id: Mapped[int] = mapped_column(ForeignKey("polls.id"))
     unit_id: Mapped[int] = mapped_column(Integer)
     voter_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     proxy_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
@@ -493,10 +510,10 @@ class Participation(Base):
     """That a unit took part in a secret poll, and nothing of what it chose."""
 
     __tablename__ = "participations"
-    __table_args__ = (UniqueConstraint("poll_id", "unit_id"),)
+    __table_args__ = (UniqueConstraint("poll_id", "unit_id"),)  # the poll's index too, as for ballots
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    poll_id: Mapped[int] = mapped_column(ForeignKey("polls.id"), index=True)
+    poll_id: Mapped[int] = mapped_column(ForeignKey("polls.id"))
     unit_id: Mapped[int] = mapped_column(Integer)
     voter_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
 

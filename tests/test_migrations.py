@@ -71,8 +71,8 @@ def schema_diff(db: Database) -> list:
 
 def test_the_migrations_form_one_line_to_the_newest() -> None:
     script = ScriptDirectory(str(MIGRATIONS))
-    assert [r.revision for r in script.walk_revisions()] == [f"{n:04d}" for n in range(12, 0, -1)]
-    assert head_revision() == "0012"
+    assert [r.revision for r in script.walk_revisions()] == [f"{n:04d}" for n in range(13, 0, -1)]
+    assert head_revision() == "0013"
 
 
 def test_empty_to_head(empty: Database) -> None:

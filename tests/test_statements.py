@@ -95,3 +95,20 @@ def test_an_issue_with_its_comments_does_not_grow_with_them(bot_en: TestBot) -> 
     assert "Comments (50):" in reply and "第49条" in reply
     # one of them looks for the issue's photo (issue_photos, by primary key)
     assert n == few == expected(bot_en, sqlite=10, postgres=11)
+
+
+def test_a_message_sent_and_the_look_at_what_is_next(bot_en: TestBot) -> None:
+    """A comment's notice to the issue's raiser, sent on the console: four transactions (the plan,
+    the claim, the mark, the look at what is due next with the groups' vote messages)."""
+    bot_en.say("/as 欧阳明")
+    bot_en.raise_issue("1栋电梯经常停运")
+    bot_en.say("/as 王芳")
+    incoming = Incoming("console", bot_en.console.account_id, "console", text="/comment 1 同意")
+    bot_en.app.dispatcher.handle(incoming)
+    begun: list[int] = []
+    sa.event.listen(bot_en.db.engine, "begin", lambda _conn: begun.append(1))
+    with statements(bot_en.db) as seen:
+        _, sent = bot_en.app.step({"console": bot_en.console})
+    assert sent == 1
+    assert len(begun) == 4
+    assert len(seen) == expected(bot_en, sqlite=7, postgres=7)
